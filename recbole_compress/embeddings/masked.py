@@ -1,0 +1,169 @@
+"""Masks as a reparametrisation: the machinery of lottery tickets (and of any
+method that prunes elements of a tensor).
+
+``TensorMask`` is a ``torch.nn.utils.parametrize`` parametrisation: the module's
+tensor is recomputed as ``original * mask`` on every access, so models that read
+``.weight`` directly (LightGCN, SASRec's scoring) never see a stale tensor, which
+is the trap of ``torch.nn.utils.prune`` (it recomputes only in a forward pre-hook).
+``MaskedEmbedding`` is the compressed-embedding form of it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from recbole_compress.embeddings.base import CompressedEmbedding
+
+
+class TensorMask(nn.Module):
+    """Parametrisation ``w -> w * mask`` with a boolean ``mask`` buffer."""
+
+    def __init__(self, shape: torch.Size, padding_idx: int | None = None):
+        super().__init__()
+        mask = torch.ones(shape, dtype=torch.bool)
+        if padding_idx is not None:
+            mask[padding_idx] = False  # RecBole's [PAD] row: always zero, never counted
+        self.register_buffer("mask", mask)
+        self.padding_idx = padding_idx
+
+    def forward(self, original: Tensor) -> Tensor:
+        return original * self.mask
+
+    def prunable(self) -> Tensor:
+        """Boolean tensor of the positions that count (all but the [PAD] row)."""
+        keep = torch.ones_like(self.mask)
+        if self.padding_idx is not None:
+            keep[self.padding_idx] = False
+        return keep
+
+
+def add_mask(module: nn.Module, name: str, padding_idx: int | None = None) -> TensorMask:
+    """Register a :class:`TensorMask` on ``module.<name>`` and return it."""
+    shape = getattr(module, name).shape
+    mask = TensorMask(shape, padding_idx).to(getattr(module, name).device)
+    parametrize.register_parametrization(module, name, mask)
+    with torch.no_grad():
+        getattr(module.parametrizations, name).original.mul_(mask.mask)
+    return mask
+
+
+def masked_tensors(model: nn.Module) -> Iterator[tuple[str, Tensor, TensorMask]]:
+    """Every masked tensor of ``model``: (qualified name, original tensor, mask)."""
+    for module_name, module in model.named_modules():
+        if not parametrize.is_parametrized(module):
+            continue
+        for tensor_name, plist in module.parametrizations.items():
+            for p in plist:
+                if isinstance(p, TensorMask):
+                    name = f"{module_name}.{tensor_name}" if module_name else tensor_name
+                    yield name, plist.original, p
+
+
+@torch.no_grad()
+def enforce_masks(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Zero pruned positions in every masked tensor and in the optimiser's state
+    for it (Adam's moments would otherwise revive pruned weights)."""
+    for _, original, mask in masked_tensors(model):
+        original.mul_(mask.mask)
+        if optimizer is not None:
+            for value in optimizer.state.get(original, {}).values():
+                if torch.is_tensor(value) and value.shape == original.shape:
+                    value.mul_(mask.mask)
+
+
+# -- compact encoding of a masked tensor --------------------------------------
+
+def encode_masked(values: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """The smaller of two exact encodings of the kept values of a 2-D tensor:
+    a bitmap (1 bit per position) or CSR (row pointers + column indices).
+    Values are float32 in row-major order of the kept positions."""
+    values = values.detach().cpu().float()
+    mask = mask.detach().cpu().bool()
+    rows, cols = mask.shape
+    kept = values[mask].contiguous()
+    nnz = kept.numel()
+    col_dtype = torch.int16 if cols <= 32767 else torch.int32
+    csr_bytes = (rows + 1) * 4 + nnz * torch.empty((), dtype=col_dtype).element_size()
+    bitmap_bytes = math.ceil(rows * cols / 8)
+    out = {"shape": torch.tensor([rows, cols], dtype=torch.int64), "values": kept}
+    if bitmap_bytes <= csr_bytes:
+        out["bitmap"] = _pack_bits(mask.flatten())
+    else:
+        counts = mask.sum(dim=1, dtype=torch.int32)
+        out["crow"] = torch.cat([torch.zeros(1, dtype=torch.int32), counts.cumsum(0, dtype=torch.int32)])
+        out["col"] = mask.nonzero()[:, 1].to(col_dtype)
+    return out
+
+
+def decode_masked(tensors: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Inverse of :func:`encode_masked`: (dense values, boolean mask)."""
+    rows, cols = (int(x) for x in tensors["shape"])
+    if "bitmap" in tensors:
+        mask = _unpack_bits(tensors["bitmap"], rows * cols).view(rows, cols)
+    else:
+        crow = tensors["crow"].long()
+        row_ids = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])
+        mask = torch.zeros(rows, cols, dtype=torch.bool)
+        mask[row_ids, tensors["col"].long()] = True
+    dense = torch.zeros(rows, cols, dtype=torch.float32)
+    dense[mask] = tensors["values"].float()
+    return dense, mask
+
+
+_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+
+
+def _pack_bits(bits: Tensor) -> Tensor:
+    pad = (-bits.numel()) % 8
+    padded = torch.cat([bits.to(torch.uint8), torch.zeros(pad, dtype=torch.uint8)]).view(-1, 8)
+    return (padded * _BIT_WEIGHTS).sum(dim=1, dtype=torch.uint8)
+
+
+def _unpack_bits(packed: Tensor, count: int) -> Tensor:
+    bits = (packed.view(-1, 1) & _BIT_WEIGHTS).ne(0)
+    return bits.flatten()[:count]
+
+
+# -- the compressed embedding ---------------------------------------------------
+
+class MaskedEmbedding(CompressedEmbedding):
+    """A dense table times a fixed-shape boolean mask; stored as its non-zeros."""
+
+    def __init__(self, weight: Tensor, padding_idx: int | None = 0):
+        num, dim = weight.shape
+        super().__init__(num, dim, padding_idx)
+        self.table = nn.Parameter(weight.detach().clone())
+        add_mask(self, "table", padding_idx)
+
+    @classmethod
+    def from_dense(cls, dense: nn.Embedding, padding_idx: int | None = 0) -> "MaskedEmbedding":
+        return cls(dense.weight, padding_idx)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.table
+
+    @property
+    def mask(self) -> Tensor:
+        return self.parametrizations.table[0].mask
+
+    def parameter_count(self) -> int:
+        return int(self.mask.sum())
+
+    def export(self) -> dict[str, Tensor]:
+        out = encode_masked(self.parametrizations.table.original, self.mask)
+        out["padding_idx"] = torch.tensor(-1 if self.padding_idx is None else self.padding_idx)
+        return out
+
+    @classmethod
+    def from_export(cls, tensors: dict[str, Tensor]) -> "MaskedEmbedding":
+        dense, mask = decode_masked(tensors)
+        pad = int(tensors["padding_idx"])
+        module = cls(dense, None if pad < 0 else pad)
+        module.parametrizations.table[0].mask.copy_(mask)
+        return module

@@ -1,0 +1,146 @@
+"""Export, import and accounting of a whole model.
+
+The artifact is weights-only (tensors plus plain strings; ``torch.load(...,
+weights_only=True)`` reads it). Compressed tables contribute their own
+``export()``; masked tensors elsewhere in the model (lottery tickets over all
+weights) are stored as their non-zeros; everything else as is. A model's bytes
+are the sum of the artifact's tensor sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from recbole_compress.embeddings.base import (
+    EMBEDDING_CLASSES,
+    artifact_bytes,
+    compressed_modules,
+    embedding_kind,
+)
+from recbole_compress.embeddings.masked import TensorMask, decode_masked, encode_masked
+from recbole_compress.errors import UserError
+from recbole_compress.utils import atomic_torch_save
+
+
+def _inside(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _masked_outside(model: nn.Module, prefixes) -> dict[str, tuple[str, str]]:
+    """Masked tensors outside compressed tables: export name -> (module, tensor name)."""
+    found = {}
+    for module_name, module in model.named_modules():
+        if _inside(module_name, prefixes) or not parametrize.is_parametrized(module):
+            continue
+        for tensor_name, plist in module.parametrizations.items():
+            if any(isinstance(p, TensorMask) for p in plist):
+                key = f"{module_name}.{tensor_name}" if module_name else tensor_name
+                found[key] = (module_name, tensor_name)
+    return found
+
+
+def _state_keys_of(module_name: str, tensor_name: str) -> tuple[str, str]:
+    prefix = f"{module_name}.parametrizations.{tensor_name}" if module_name else f"parametrizations.{tensor_name}"
+    return f"{prefix}.original", f"{prefix}.0.mask"
+
+
+def export_model(model: nn.Module) -> dict:
+    """``{"tensors": {name: Tensor}, "modules": {table: class name}, "masked": [names]}``."""
+    compressed = dict(compressed_modules(model))
+    masked = _masked_outside(model, compressed)
+    skip = {k for m, t in masked.values() for k in _state_keys_of(m, t)}
+    tensors: dict[str, Tensor] = {}
+    for name, module in compressed.items():
+        for key, value in module.export().items():
+            tensors[f"{name}::{key}"] = value.detach().cpu()
+    state = model.state_dict()
+    for name, (module_name, tensor_name) in masked.items():
+        original, mask = (state[k] for k in _state_keys_of(module_name, tensor_name))
+        for key, value in encode_masked(original.reshape(original.shape[0], -1), mask.reshape(mask.shape[0], -1)).items():
+            tensors[f"{name}::{key}"] = value
+        tensors[f"{name}::full_shape"] = torch.tensor(list(original.shape), dtype=torch.int64)
+    for key, value in state.items():
+        if key not in skip and not _inside(key.rpartition(".")[0], compressed):
+            tensors[key] = value.detach().cpu()
+    return {
+        "tensors": tensors,
+        "modules": {n: embedding_kind(m) for n, m in compressed.items()},
+        "masked": sorted(masked),
+    }
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def import_model(model: nn.Module, artifact: dict) -> nn.Module:
+    """Load an :func:`export_model` artifact into a freshly built model of the same class."""
+    tensors = artifact["tensors"]
+
+    def own(name):
+        prefix = f"{name}::"
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    for name, class_name in artifact["modules"].items():
+        _set_submodule(model, name, EMBEDDING_CLASSES[class_name].from_export(own(name)))
+    state = {k: v for k, v in tensors.items() if "::" not in k}
+    masked = _masked_outside(model, artifact["modules"])
+    for name in artifact.get("masked", []):
+        if name not in masked:
+            raise UserError(f"artifact has a masked tensor '{name}' that {type(model).__name__} does not mask")
+        parts = own(name)
+        dense, mask = decode_masked(parts)
+        shape = torch.Size(parts["full_shape"].tolist())
+        original_key, mask_key = _state_keys_of(*masked[name])
+        state[original_key], state[mask_key] = dense.reshape(shape), mask.reshape(shape)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not _inside(k.rpartition(".")[0], artifact["modules"])]
+    if missing or unexpected:
+        raise UserError(
+            f"artifact does not fit {type(model).__name__}: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    return model
+
+
+def save_artifact(artifact: dict, path) -> int:
+    """Write atomically; returns the artifact's byte size (sum of tensor nbytes)."""
+    atomic_torch_save(artifact, path)
+    return artifact_bytes(artifact["tensors"])
+
+
+def load_artifact(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def model_accounting(model: nn.Module) -> dict[str, int]:
+    """Parameter and byte figures for summary.json.
+
+    ``nonzero_parameters`` counts what a deployed model keeps (non-zeros of
+    masked tensors, codebooks, ...); ``model_bytes`` is the exported artifact;
+    ``dense_*`` are the same model with every table and tensor stored dense.
+    """
+    compressed = dict(compressed_modules(model))
+    masked = _masked_outside(model, compressed)
+    mask_state = {_state_keys_of(m, t)[1] for m, t in masked.values()}
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    nonzero = sum(m.parameter_count() for m in compressed.values())
+    dense_params = sum(m.dense_parameter_count() for m in compressed.values())
+    dense_bytes = sum(m.dense_bytes() for m in compressed.values())
+    for key, value in model.state_dict().items():
+        if key in mask_state or _inside(key.rpartition(".")[0], compressed):
+            continue
+        dense_bytes += value.numel() * value.element_size()
+        if value.is_floating_point():
+            nonzero += int(torch.count_nonzero(value))
+            dense_params += value.numel()
+    return {
+        "trainable_parameters": int(trainable),
+        "nonzero_parameters": int(nonzero),
+        "dense_parameters": int(dense_params),
+        "model_bytes": artifact_bytes(export_model(model)["tensors"]),
+        "dense_model_bytes": int(dense_bytes),
+    }

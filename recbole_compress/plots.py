@@ -1,0 +1,39 @@
+"""PNG plots of results people would rather see than read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
+    """Validation and test ``metric`` against remaining parameters, with the dense lines."""
+    plt = _pyplot()
+    path = Path(path)
+    remaining = [row["remaining"] * 100 for row in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for split, style in (("valid", "o-"), ("test", "s-")):
+        values = [row.get(f"{split}_{metric}") for row in rows]
+        if all(v is not None for v in values):
+            line = ax.plot(remaining, values, style, label=f"{split} {metric}")[0]
+            ax.axhline(values[0], color=line.get_color(), linestyle="--", linewidth=1, label=f"dense {split}")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("remaining embedding parameters (%)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or "lottery tickets")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

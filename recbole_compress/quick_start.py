@@ -1,0 +1,126 @@
+"""``run_recbole_compress``: RecBole's ``run_recbole`` with our registry, our
+property files, a dataset check that never downloads, and a ``summary.json``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from logging import getLogger
+
+from recbole.data import create_dataset, data_preparation
+from recbole.data.transform import construct_transform
+from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+
+from recbole_compress.config import Config, check_dataset
+from recbole_compress.export import export_model, model_accounting, save_artifact
+from recbole_compress.errors import UserError
+from recbole_compress.registry import get_model, get_trainer
+from recbole_compress.utils import atomic_write_json, run_dir, to_jsonable
+
+SUMMARY_FILE = "summary.json"
+ARTIFACT_FILE = "model.pt"
+
+
+def load_data(config):
+    """Dataset and its train/valid/test loaders, with a clear error for a missing or malformed dataset."""
+    check_dataset(config)
+    try:
+        dataset = create_dataset(config)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
+    except (ValueError, KeyError, IndexError) as err:  # pandas parse errors are ValueErrors
+        raise UserError(
+            f"dataset '{config['dataset']}' at {config['data_path']} could not be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); re-run the convert command for it"
+        ) from err
+    return dataset, train_data, valid_data, test_data
+
+
+def build_config(model=None, dataset=None, config_file_list=None, config_dict=None) -> Config:
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    method = getattr(config.model_class, "compression_method", None)
+    if method is not None and method.check_config is not None:
+        method.check_config(config)  # bad settings fail before data loading
+    out = run_dir(config)
+    config["output_dir"] = str(out)
+    config["checkpoint_dir"] = str(out)
+    return config
+
+
+def run_recbole_compress(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    """Train and test ``model`` on ``dataset``, like ``recbole.quick_start.run_recbole``.
+
+    Returns RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
+    ``best_valid_result``, ``test_result``) plus ``output_dir`` and ``summary``.
+    """
+    started = time.time()
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset, train_data, valid_data, test_data = load_data(config)
+    logger.info(dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+
+    transform = construct_transform(config)
+    try:
+        flops = get_flops(model, dataset, config["device"], logger, transform)
+    except Exception as err:  # thop cannot trace every compressed module; FLOPs are informational
+        flops = f"n/a ({type(err).__name__})"
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if hasattr(trainer, "attach_test_data"):  # trainers that report test metrics per round
+        trainer.attach_test_data(test_data)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+
+    logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+
+    result = {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+    }
+    summary = write_summary(config, trainer, result, started)
+    result["output_dir"] = config["output_dir"]
+    result["summary"] = summary
+    logger.info(set_color("output dir", "yellow") + f": {config['output_dir']}")
+    return result
+
+
+def write_summary(config, trainer, result, started) -> dict:
+    """Export the trained model and write ``summary.json`` into the output dir."""
+    from pathlib import Path
+
+    out = Path(config["output_dir"])
+    model = trainer.model
+    artifact = export_model(model)
+    save_artifact(artifact, out / ARTIFACT_FILE)
+    summary = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "seed": config["seed"],
+        "valid_metric": config["valid_metric"],
+        "valid": dict(result["best_valid_result"] or {}),
+        "test": dict(result["test_result"] or {}),
+        **model_accounting(model),
+        "epoch_time_s": getattr(trainer, "mean_epoch_time", None),
+        "epochs": getattr(trainer, "epochs_run", None),
+        "wall_time_s": round(time.time() - started, 3),
+        "artifact": str(out / ARTIFACT_FILE),
+    }
+    summary.update(getattr(trainer, "extra_summary", lambda: {})())
+    summary = to_jsonable(summary)
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    return summary

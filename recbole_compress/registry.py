@@ -1,0 +1,129 @@
+"""Model and trainer lookup: recbole_compress first, then RecBole (the RecBole-GNN pattern).
+
+Three kinds of names resolve:
+- models registered here with :func:`register_model` (e.g. ``BPR_LTH``);
+- ``<Base>_<METHOD>`` for any RecBole (or registered) base model and any
+  registered compression method, built on demand (e.g. ``SASRec_LTH``);
+- any RecBole model name (``LightGCN``, ``SASRec``), unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from recbole.utils import get_model as recbole_get_model
+from recbole.utils import get_trainer as recbole_get_trainer
+
+from recbole_compress.errors import UserError
+
+_MODELS: dict[str, type] = {}
+_METHODS: dict[str, "CompressionMethod"] = {}
+_GENERATED: dict[str, type] = {}
+# modules whose import registers models and methods
+_MODEL_MODULES = ("recbole_compress.models",)
+
+
+@dataclass(frozen=True)
+class CompressionMethod:
+    """How one method compresses a model: which embedding replaces a table, and
+    which trainer mixin (if any) runs its training loop."""
+
+    name: str
+    make_embedding: Callable  # (nn.Embedding, config, table_name) -> CompressedEmbedding
+    trainer_mixin: type | None = None
+    prepare_model: Callable | None = None  # (model, config) -> None, after the tables are swapped
+    check_config: Callable | None = None  # (config) -> None; raises UserError before any data is loaded
+    doc: str = ""
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: make ``cls`` resolvable by its ``__name__``."""
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+def register_method(method: CompressionMethod) -> CompressionMethod:
+    _METHODS[method.name] = method
+    return method
+
+
+def _load_registry() -> None:
+    for module in _MODEL_MODULES:
+        importlib.import_module(module)
+
+
+def compression_methods() -> dict[str, CompressionMethod]:
+    _load_registry()
+    return dict(_METHODS)
+
+
+def registered_models() -> list[str]:
+    _load_registry()
+    return sorted(_MODELS)
+
+
+def _recbole_model(name: str) -> type | None:
+    try:
+        return recbole_get_model(name)
+    except (ValueError, AttributeError, ImportError):
+        return None
+
+
+def _generated_model(name: str) -> type | None:
+    """``<Base>_<METHOD>``: the base model with its ID tables compressed by METHOD."""
+    base_name, sep, method_name = name.rpartition("_")
+    if not sep or method_name not in _METHODS:
+        return None
+    base = _MODELS.get(base_name) or _recbole_model(base_name)
+    if base is None:
+        return None
+    if name not in _GENERATED:
+        from recbole_compress.models.compressed import compressed_model_class
+
+        _GENERATED[name] = compressed_model_class(base, _METHODS[method_name])
+    return _GENERATED[name]
+
+
+def get_model(model_name: str) -> type:
+    """Return the model class for ``model_name``: ours, generated, then RecBole's."""
+    _load_registry()
+    model = _MODELS.get(model_name) or _generated_model(model_name) or _recbole_model(model_name)
+    if model is None:
+        methods = ", ".join(sorted(_METHODS)) or "none"
+        raise UserError(
+            f"unknown model '{model_name}': not a recbole_compress model ({', '.join(sorted(_MODELS))}), "
+            f"not a RecBole model, and not <RecBoleModel>_<METHOD> with METHOD in [{methods}]; "
+            "check the spelling (names are case-sensitive, e.g. LightGCN_LTH)"
+        )
+    return model
+
+
+def get_trainer(model_type, model_name: str) -> type:
+    """Trainer for ``model_name``: the model's own ``trainer_class`` if it names one,
+    the method's trainer mixin on top of RecBole's trainer, else RecBole's."""
+    from recbole_compress.trainers.stats import RunStatsMixin
+
+    model = get_model(model_name)
+    own = getattr(model, "trainer_class", None)
+    if own is not None:
+        return own
+    method = getattr(model, "compression_method", None)
+    base_name = getattr(model, "base_model_name", model_name)
+    trainer = _mixed_trainer(RunStatsMixin, recbole_get_trainer(model_type, base_name))
+    if method is not None and method.trainer_mixin is not None:
+        trainer = _mixed_trainer(method.trainer_mixin, trainer)
+    return trainer
+
+
+_MIXED: dict[tuple[type, type], type] = {}
+
+
+def _mixed_trainer(mixin: type, base: type) -> type:
+    """``base`` with ``mixin``'s overrides on top (cached, so the class is stable)."""
+    key = (mixin, base)
+    if key not in _MIXED:
+        name = mixin.__name__.removesuffix("Mixin") + base.__name__
+        _MIXED[key] = type(name, (mixin, base), {"__module__": mixin.__module__})
+    return _MIXED[key]

@@ -1,0 +1,1 @@
+"""Trainers: mixins that sit on top of RecBole's trainer for a model's type."""

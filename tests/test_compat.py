@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import recbole_compress  # noqa: F401  (applies the patches)
+from recbole_compress import compat
+
+
+def test_numpy_aliases_that_recbole_uses_exist():
+    # RecBole's Config sets the aliases (np.float_ etc. are gone in numpy 2);
+    # recbole/evaluator/metrics.py then spells np.float and np.bool
+    from recbole_compress import Config
+
+    Config(model="BPR", dataset="ml-100k")
+    assert np.float is np.float64 or np.float is float
+    assert np.zeros(2, dtype=np.bool).dtype == np.bool_
+
+
+def test_dok_update_fills_matrix():
+    m = sp.dok_matrix((3, 3), dtype=np.float32)
+    m._update({(0, 1): 1.0, (2, 2): 3.0})
+    assert m.toarray()[0, 1] == 1.0 and m.toarray()[2, 2] == 3.0 and m.nnz == 2
+
+
+def test_apply_is_idempotent():
+    compat.apply()
+    compat.apply()
+
+
+def test_recbole_checkpoint_is_weights_only(tmp_path):
+    from recbole_compress.quick_start import run_recbole_compress
+    from tests.conftest import TINY
+
+    result = run_recbole_compress("BPR", "ml-100k", config_dict=TINY)
+    files = list((tmp_path / "saved").rglob("BPR-*.pth"))
+    assert files, "RecBole trainer should have saved a checkpoint"
+    checkpoint = torch.load(files[0], weights_only=True)  # raises if anything but tensors/plain types
+    assert checkpoint["config"]["model"] == "BPR"
+    assert result["test_result"]
+
+
+def test_no_global_unsafe_loading_switch():
+    import os
+
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
+    with pytest.raises(Exception):
+        # an arbitrary object is still refused by torch's safe loader
+        import io
+
+        buffer = io.BytesIO()
+        torch.save({"obj": object()}, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)
