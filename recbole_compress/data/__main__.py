@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from recbole_compress.data.convert import FORMATS, ConvertError, convert
+    from recbole_compress.data.convert import FORMATS, ConvertError, convert_dataset
 
     if args.command == "list":
         for fmt, (_, description) in FORMATS.items():
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     try:
-        result = convert(
+        result = convert_dataset(
             args.format, args.src, args.dst,
             name=args.name, valid_ratio=args.valid_ratio, seed=args.seed, keep_unseen=args.keep_unseen,
         )

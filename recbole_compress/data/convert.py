@@ -34,7 +34,10 @@ Formats
     starting with ``D`` and a digit (ali-ccp's ``D109_14`` ...) or with ``numerical``
     (aliexpress) -- are ``float``; every other column (ali-ccp's 23 categorical fields,
     aliexpress' ``search_id`` and 16 ``categorical_*`` fields) is ``token``, with runs of
-    whitespace inside a value replaced by ``_``.
+    whitespace inside a value replaced by ``_``. Column names that start with a digit get
+    an ``f`` prefix (ali-ccp's ``101`` -> ``f101``, ``109_14`` -> ``f109_14``) because RecBole
+    evaluates config values and would read such a name as an int; the renaming is listed
+    in ``{name}.convert.json``.
 
 Validation split (lightgcn without ``valid.txt``, lastfm)
 ---------------------------------------------------------
@@ -84,11 +87,11 @@ __all__ = [
     "ConversionResult",
     "ConvertError",
     "carve_validation",
-    "convert",
     "convert_ctcvr",
     "convert_lastfm",
     "convert_lightgcn",
     "convert_s3rec",
+    "convert_dataset",
     "convert_unisrec",
 ]
 
@@ -355,6 +358,9 @@ def _interaction_conversion(
     extra_field: str | None,
     started: float,
 ) -> ConversionResult:
+    for key, part in splits.items():
+        if len(part) == 0:
+            raise ConvertError(f"{src / source_files[key]}: no interactions found; expected {fmt} data")
     info: dict = {"source_files": source_files, "seed": int(seed), "valid_ratio": float(valid_ratio)}
     notes = []
     if "valid" not in splits:
@@ -539,6 +545,8 @@ def convert_s3rec(src, dst, *, name: str | None = None) -> ConversionResult:
         users.extend([user] * len(seq))
         items.extend(seq)
         positions.extend(range(len(seq)))
+    if not items:
+        raise ConvertError(f"{path}: no sequences found; expected 'user item item ...' lines")
     n_users = len(set(users))
     n_items = len(set(items))
     info = {
@@ -619,6 +627,9 @@ def convert_unisrec(src, dst, *, name: str | None = None) -> ConversionResult:
     dst, name = _prepare_dst(dst, name)
 
     splits = {key: _read_tsv(path, _UNISREC_HEADER) for key, path in files.items()}
+    for key, rows in splits.items():
+        if not rows:
+            raise ConvertError(f"{files[key]}: no rows after the header")
     users: set[str] = set()
     items: set[str] = set()
     longest: dict[str, int] = {}
@@ -696,7 +707,11 @@ def _csv_split(path: Path) -> tuple[int, str | None]:
 
 
 def _clean_field_name(raw: str) -> str:
-    return _WS_RE.sub("_", raw.strip()).replace(":", "_")
+    """A RecBole-safe field name: no whitespace or ':'; a leading digit gets an ``f`` prefix
+    (RecBole evaluates config values, so a field named ``101`` or ``109_14`` would turn into
+    an int in ``load_col``/``USER_ID_FIELD``)."""
+    name = _WS_RE.sub("_", raw.strip()).replace(":", "_")
+    return f"f{name}" if name[:1].isdigit() else name
 
 
 def convert_ctcvr(src, dst, *, name: str | None = None) -> ConversionResult:
@@ -722,6 +737,7 @@ def convert_ctcvr(src, dst, *, name: str | None = None) -> ConversionResult:
                 this_header = None
                 for row in reader:
                     if this_header is None:
+                        this_raw_header = row
                         this_header = [_clean_field_name(col) for col in row]
                         continue
                     if not row or (len(row) == 1 and not row[0].strip()):
@@ -739,7 +755,7 @@ def convert_ctcvr(src, dst, *, name: str | None = None) -> ConversionResult:
         if this_header is None:
             raise ConvertError(f"{path}: empty CSV file, expected a header line")
         if header is None:
-            header = this_header
+            header, raw_header = this_header, this_raw_header
             if len(set(header)) != len(header) or any(not col for col in header):
                 raise ConvertError(f"{path}:1: header has empty or repeated column names")
         elif this_header != header:
@@ -794,8 +810,11 @@ def convert_ctcvr(src, dst, *, name: str | None = None) -> ConversionResult:
     split_names = [_csv_split(path)[1] for path, _ in cleaned_parts]
     write_splits = len(cleaned_parts) > 1 and None not in split_names and len(set(split_names)) == len(split_names)
     all_rows = [row for _, rows in cleaned_parts for row in rows]
+    if not all_rows:
+        raise ConvertError(f"{csv_files[0]}: no data rows in the CSV file(s)")
     info = {
         "source_files": [path.name for path, _ in cleaned_parts],
+        "renamed_columns": {raw: col for raw, col in zip(raw_header, header) if raw != col},
         "label_fields": labels,
         "float_fields": [col for col in header if kinds[col] == "float"],
         "token_fields": [col for col in header if kinds[col] == "token"],
@@ -834,7 +853,7 @@ FORMATS: dict[str, tuple[Callable[..., ConversionResult], str]] = {
 _SPLIT_FORMATS = ("lightgcn", "lastfm")
 
 
-def convert(
+def convert_dataset(
     fmt: str,
     src,
     dst,

@@ -1,0 +1,355 @@
+"""Tests of the dataset converters (recbole_compress.data) on the real shared data.
+
+The shared datasets live next to the repository (``../shared/datasets``); set
+``RECBOLE_COMPRESS_SHARED_DATA`` to use another copy. Tests that need them are skipped
+when they are absent. The yelp2018 test (1.5M rows) runs only with ``-m slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from recbole_compress.data import ConvertError, carve_validation
+from recbole_compress.data import convert_dataset as convert
+import recbole_compress.data.convert as convert_module
+from recbole_compress.data.__main__ import main as cli_main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("RECBOLE_COMPRESS_SHARED_DATA") or REPO_ROOT.parent / "shared" / "datasets")
+
+
+def shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"shared dataset '{name}' not found at {path} (set RECBOLE_COMPRESS_SHARED_DATA)")
+    return path
+
+
+def read_atomic(path: Path) -> tuple[list[str], list[list[str]]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+
+
+def pairs(path: Path) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in read_atomic(path)[1]]
+
+
+def leftovers(parent: Path, name: str) -> list[str]:
+    return [p.name for p in parent.iterdir() if p.name.startswith(f"{name}.tmp-") or p.name.startswith(f"{name}.old-")]
+
+
+# --------------------------------------------------------------------------- lastfm / lightgcn
+
+
+def test_lastfm_round_trip(tmp_path):
+    src = shared("lastfm")
+    dst = tmp_path / "dataset" / "lastfm"
+    result = convert("lastfm", src, dst)
+
+    def triples(name):
+        return [line.split() for line in (src / name).read_text().splitlines() if line.strip()]
+
+    train_src, test_src = triples("data1.txt"), triples("test1.txt")
+    train_users = {r[0] for r in train_src}
+    train_items = {r[1] for r in train_src}
+    unseen = sum(1 for r in test_src if r[1] not in train_items or r[0] not in train_users)
+    assert unseen == 44 and result.n_dropped == unseen
+
+    written = {split: pairs(dst / f"lastfm.{split}.inter") for split in ("train", "valid", "test")}
+    assert {k: len(v) for k, v in written.items()} == result.splits
+    assert sum(result.splits.values()) == len(train_src) + len(test_src) - result.n_dropped
+    # valid is a partition of the source train, disjoint from what stays in train
+    assert sorted(written["train"] + written["valid"]) == sorted((r[0], r[1]) for r in train_src)
+    assert not set(written["train"]) & set(written["valid"])
+    all_rows = [p for rows in written.values() for p in rows]
+    assert result.n_users == len({u for u, _ in all_rows}) == 1878
+    assert result.n_items == len({i for _, i in all_rows}) == 4476
+    kept_train_items = {i for _, i in written["train"]}
+    assert {i for _, i in written["valid"] + written["test"]} <= kept_train_items
+    header, rows = read_atomic(dst / "lastfm.train.inter")
+    assert header == ["user_id:token", "item_id:token", "weight:float"]
+    meta = json.loads((dst / "lastfm.convert.json").read_text())
+    assert meta["valid_carved_from_train"] is True and meta["seed"] == 2020
+    assert meta["splits"] == result.splits and meta["dropped"] == result.dropped
+    assert leftovers(dst.parent, "lastfm") == []
+
+
+def test_valid_carve_is_deterministic_and_follows_the_rule(tmp_path):
+    src = shared("lastfm")
+    first = convert("lastfm", src, tmp_path / "a" / "lastfm", seed=2020)
+    again = convert("lastfm", src, tmp_path / "b" / "lastfm", seed=2020)
+    other = convert("lastfm", src, tmp_path / "c" / "lastfm", seed=7)
+    valid = [(tmp_path / d / "lastfm" / "lastfm.valid.inter").read_bytes() for d in "abc"]
+    assert valid[0] == valid[1] and valid[0] != valid[2]
+    assert first.splits == again.splits
+
+    # the rule: users with n >= 5 give max(1, floor(ratio * n)) (minus rows put back)
+    import numpy as np
+
+    users = np.repeat(np.arange(6), [1, 4, 5, 10, 30, 3])
+    items = np.arange(len(users))  # every item unique -> a moved row would lose its item
+    mask, restored = carve_validation(users, items, 0.1, 1)
+    assert mask.sum() == 0 and restored == 1 + 1 + 3
+    items = np.zeros(len(users), dtype=int)  # one shared item -> nothing is put back
+    mask, restored = carve_validation(users, items, 0.1, 1)
+    per_user = Counter(users[mask].tolist())
+    assert restored == 0 and per_user == {2: 1, 3: 1, 4: 3}
+    again, _ = carve_validation(users, items, 0.1, 1)
+    assert (mask == again).all()
+
+
+def test_tiktok_round_trip(tmp_path):
+    src = shared("tiktok")
+    dst = tmp_path / "tiktok"
+    result = convert("lightgcn", src, dst)
+
+    def rows(name):
+        out = []
+        for line in (src / name).read_text().splitlines():
+            user, *its = line.split()
+            out += [(user, i) for i in its]
+        return out
+
+    source = {split: rows(f"{split}.txt") for split in ("train", "valid", "test")}
+    assert {k: len(v) for k, v in source.items()} == {"train": 59541, "valid": 3051, "test": 6130}
+    written = {split: pairs(dst / f"tiktok.{split}.inter") for split in ("train", "valid", "test")}
+    assert written["train"] == source["train"]  # valid.txt exists: nothing carved
+    train_users = {u for u, _ in source["train"]}
+    train_items = {i for _, i in source["train"]}
+    for split in ("valid", "test"):
+        kept = [r for r in source[split] if r[0] in train_users and r[1] in train_items]
+        assert written[split] == kept
+    assert result.n_dropped == 680
+    assert sum(result.splits.values()) == sum(map(len, source.values())) - result.n_dropped
+    all_rows = [p for part in written.values() for p in part]
+    assert (result.n_users, result.n_items) == (len({u for u, _ in all_rows}), len({i for _, i in all_rows}))
+    assert (result.n_users, result.n_items) == (9298, 6245)
+
+    kept_all = convert("lightgcn", src, tmp_path / "tiktok_all", keep_unseen=True)
+    assert kept_all.n_dropped == 0
+    assert (kept_all.n_users, kept_all.n_items) == (9308, 6710)
+    assert kept_all.splits == {"train": 59541, "valid": 3051, "test": 6130}
+
+
+@pytest.mark.slow
+def test_yelp2018_counts(tmp_path, request):
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("slow (1.5M rows): run with -m slow")
+    result = convert("lightgcn", shared("yelp2018"), tmp_path / "yelp2018")
+    assert (result.n_users, result.n_items) == (31668, 38048)
+    assert result.splits["test"] == 324147 and result.n_dropped == 0
+    assert result.splits["train"] + result.splits["valid"] == 1237259
+
+
+# --------------------------------------------------------------------------- s3rec, unisrec, ctcvr
+
+
+def test_beauty_sequences(tmp_path):
+    src = shared("beauty")
+    dst = tmp_path / "beauty"
+    result = convert("s3rec", src, dst)
+    assert (result.n_users, result.n_items, result.splits["inter"]) == (22363, 12101, 198502)
+    header, rows = read_atomic(dst / "beauty.inter")
+    assert header == ["user_id:token", "item_id:token", "timestamp:float"]
+    assert len(rows) == 198502
+    assert len({r[0] for r in rows}) == 22363 and len({r[1] for r in rows}) == 12101
+    sequences: dict[str, list[str]] = {}
+    last: dict[str, int] = {}
+    for user, item, stamp in rows:
+        stamp = int(float(stamp))
+        assert stamp == last.get(user, -1) + 1  # 0, 1, 2, ... within a user
+        last[user] = stamp
+        sequences.setdefault(user, []).append(item)
+    for line in (src / "Beauty.txt").read_text().splitlines()[:200]:
+        user, *items = line.split()
+        assert sequences[user] == items
+
+
+def test_scientific_copy(tmp_path):
+    src = shared("scientific")
+    dst = tmp_path / "scientific"
+    result = convert("unisrec", src, dst)
+    users, items = set(), set()
+    for split, expected in (("train", 34101), ("valid", 8442), ("test", 8442)):
+        header, rows = read_atomic(dst / f"scientific.{split}.inter")
+        assert header == ["user_id:token", "item_id_list:token_seq", "item_id:token"]
+        assert len(rows) == expected == result.splits[split]
+        assert all(len(r) == 3 and 1 <= len(r[1].split()) <= 50 for r in rows)
+        assert read_atomic(src / f"Scientific.{split}.inter")[1] == rows
+        for user, history, target in rows:
+            users.add(user)
+            items.update(history.split())
+            items.add(target)
+    assert (result.n_users, result.n_items) == (len(users), len(items)) == (8442, 4385)
+    assert result.info["interactions"] == 59384
+    header, text = read_atomic(dst / "scientific.text")
+    assert header == ["item_id:token", "text:token_seq"]
+    assert len(text) == 4385 and {r[0] for r in text} == items  # keyed like the inter files
+
+
+@pytest.mark.parametrize(
+    "folder, labels, n_token, n_float, n_rows",
+    [("ali-ccp-sample", ["click", "purchase"], 23, 8, 200), ("aliexpress-sample", ["click", "conversion"], 17, 63, 120)],
+)
+def test_ctcvr_samples(tmp_path, folder, labels, n_token, n_float, n_rows):
+    dst = tmp_path / folder
+    result = convert("ctcvr", shared(folder), dst)
+    header, rows = read_atomic(dst / f"{folder}.inter")
+    fields = dict(col.split(":") for col in header)
+    assert len(rows) == n_rows == result.splits["inter"]
+    assert all(len(r) == len(header) for r in rows)
+    assert [f for f, t in fields.items() if f in labels and t == "float"] == labels
+    assert sum(t == "token" for t in fields.values()) == n_token
+    assert sum(t == "float" for t in fields.values()) == n_float + len(labels)
+    if folder == "ali-ccp-sample":
+        assert all(t == "float" for f, t in fields.items() if f.startswith("D"))
+        assert fields["f101"] == "token" and fields["f205"] == "token"  # renamed: RecBole evals "101"
+    for label in labels:
+        column = header.index(f"{label}:float")
+        assert {float(r[column]) for r in rows} <= {0.0, 1.0}
+    split_rows = sum(v for k, v in result.splits.items() if k != "inter")
+    assert split_rows == n_rows
+
+
+def test_ctcvr_sanitises_tokens(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "sample_train.csv").write_text('click,purchase,user id,D1\n1,0,"a b\tc",0.5\n0,0,x,\n')
+    convert("ctcvr", src, tmp_path / "out" / "tiny")
+    header, rows = read_atomic(tmp_path / "out" / "tiny" / "tiny.inter")
+    assert header == ["click:float", "purchase:float", "user_id:token", "D1:float"]
+    assert rows == [["1", "0", "a_b_c", "0.5"], ["0", "0", "x", ""]]
+
+
+# --------------------------------------------------------------------------- bad input and atomicity
+
+
+def _lightgcn_copy(tmp_path: Path, malformed: bool) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.txt").write_text("0 1 2 3 4 5\n1 2 3\n" + ("2 7 x 9\n" if malformed else "2 7 8\n"))
+    (src / "test.txt").write_text("0 6\n1 4\n")
+    return src
+
+
+def test_cli_malformed_line_subprocess(tmp_path):
+    src = _lightgcn_copy(tmp_path, malformed=True)
+    dst = tmp_path / "out" / "bad"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_compress.data", "convert", "lightgcn", str(src), str(dst)],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("error:") and "train.txt:3" in lines[0]
+    assert not dst.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["missing_src", "missing_train", "malformed", "unknown_format", "bad_ratio"])
+def test_cli_bad_input(tmp_path, capsys, case):
+    src = _lightgcn_copy(tmp_path, malformed=(case == "malformed"))
+    fmt = "lightgcn"
+    if case == "missing_src":
+        src = tmp_path / "nope"
+    elif case == "missing_train":
+        (src / "train.txt").unlink()
+    elif case == "unknown_format":
+        fmt = "movielens"
+    dst = tmp_path / "out" / "ds"
+    argv = ["convert", fmt, str(src), str(dst)] + (["--valid-ratio", "1.5"] if case == "bad_ratio" else [])
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+    expected = {
+        "missing_src": "does not exist",
+        "missing_train": "'train.txt' not found",
+        "malformed": "train.txt:3",
+        "unknown_format": "unknown format 'movielens'",
+        "bad_ratio": "--valid-ratio",
+    }[case]
+    assert expected in err[0]
+    assert not dst.exists()
+
+
+def test_cli_success_and_list(tmp_path, capsys):
+    src = _lightgcn_copy(tmp_path, malformed=False)
+    assert cli_main(["convert", "lightgcn", str(src), str(tmp_path / "out" / "tiny"), "--name", "mini"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("mini (lightgcn): 3 users")
+    assert (tmp_path / "out" / "tiny" / "mini.train.inter").is_file()
+    assert cli_main(["list"]) == 0
+    assert {line.split()[0] for line in capsys.readouterr().out.splitlines()} == set(convert_module.FORMATS)
+
+
+def test_failed_or_interrupted_conversion_keeps_old_dst(tmp_path, monkeypatch):
+    good = _lightgcn_copy(tmp_path, malformed=False)
+    dst = tmp_path / "out" / "ds"
+    convert("lightgcn", good, dst)
+    before = {p.name: p.read_bytes() for p in dst.iterdir()}
+
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    (bad / "test.txt").write_text("0 6\n1 4 oops\n")
+    with pytest.raises(ConvertError, match="test.txt:2"):
+        convert("lightgcn", bad, dst)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert_module, "_write_inter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert("lightgcn", good, dst, seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        convert("lightgcn", good, tmp_path / "out" / "fresh")
+    monkeypatch.undo()
+
+    assert {p.name: p.read_bytes() for p in dst.iterdir()} == before
+    assert not (tmp_path / "out" / "fresh").exists()
+    assert leftovers(dst.parent, "ds") == [] and leftovers(dst.parent, "fresh") == []
+    # a complete earlier conversion is replaced; a foreign folder is not
+    convert("lightgcn", good, dst, seed=1)
+    assert json.loads((dst / "ds.convert.json").read_text())["seed"] == 1
+    foreign = tmp_path / "out" / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ConvertError, match="refusing"):
+        convert("lightgcn", good, foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- RecBole
+
+
+def test_recbole_loads_converted_lastfm(tmp_path, monkeypatch):
+    dst = tmp_path / "dataset" / "lastfm"
+    result = convert("lastfm", shared("lastfm"), dst)
+    monkeypatch.chdir(tmp_path)  # RecBole writes log/ and saved/ to the working directory
+
+    from recbole_compress import compat
+
+    compat.apply()
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+
+    config = Config(
+        model="BPR",
+        dataset="lastfm",
+        config_file_list=[str(REPO_ROOT / "properties" / "dataset" / "lastfm.yaml")],
+        config_dict={"data_path": str(dst.parent), "show_progress": False, "save_dataset": False},
+    )
+    dataset = create_dataset(config)
+    assert (dataset.user_num - 1, dataset.item_num - 1) == (result.n_users, result.n_items)  # +[PAD]
+    assert dataset.inter_num == sum(result.splits.values())
+    train, valid, test = data_preparation(config, dataset)
+    got = {"train": train.dataset.inter_num, "valid": valid.dataset.inter_num, "test": test.dataset.inter_num}
+    assert got == result.splits

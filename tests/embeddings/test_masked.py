@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch import nn
+
+from recbole_compress.embeddings.masked import (
+    MaskedEmbedding,
+    add_mask,
+    decode_masked,
+    encode_masked,
+    enforce_masks,
+)
+
+
+def _sparse(rows, cols, density, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(rows, cols, generator=g)
+    mask = torch.rand(rows, cols, generator=g) < density
+    return values * mask, mask
+
+
+@pytest.mark.parametrize("density", [0.02, 0.3, 0.9])
+def test_encoding_round_trips_and_picks_the_smaller_form(density):
+    values, mask = _sparse(50, 64, density)
+    encoded = encode_masked(values, mask)
+    dense, decoded_mask = decode_masked(encoded)
+    assert torch.equal(decoded_mask, mask) and torch.equal(dense, values)
+    nnz = int(mask.sum())
+    bitmap = (50 * 64 + 7) // 8
+    csr = 51 * 4 + nnz * 2
+    assert ("bitmap" in encoded) == (bitmap <= csr)
+
+
+def test_masked_embedding_is_a_drop_in_table():
+    dense = nn.Embedding(10, 4)
+    table = MaskedEmbedding.from_dense(dense)
+    ids = torch.tensor([[1, 2], [3, 0]])
+    assert torch.equal(table(ids)[0], dense(ids)[0])
+    assert torch.all(table(ids)[1, 1] == 0)  # [PAD] row is zero
+    assert table.parameter_count() == 9 * 4  # [PAD] row not counted
+    assert table.weight.shape == (10, 4) and table.weight.requires_grad
+
+
+def test_weight_is_never_stale_after_mask_changes():
+    table = MaskedEmbedding(torch.ones(5, 3))
+    first = table.weight.sum()
+    table.mask[1, 0] = False
+    assert table.weight.sum() == first - 1  # read .weight directly, like LightGCN does
+
+
+def test_export_round_trip_equals():
+    table = MaskedEmbedding(torch.randn(20, 8))
+    table.mask[torch.rand(20, 8) < 0.7] = False
+    enforce_masks(table)
+    rebuilt = MaskedEmbedding.from_export(table.export())
+    assert torch.equal(rebuilt.weight, table.weight)
+    assert rebuilt.parameter_count() == table.parameter_count()
+    assert table.export_bytes() < table.dense_bytes()
+
+
+def test_masked_weights_and_adam_moments_stay_zero():
+    linear = nn.Linear(6, 6)
+    mask = add_mask(linear, "weight")
+    mask.mask[:3] = False
+    enforce_masks(linear)
+    opt = torch.optim.Adam(linear.parameters(), lr=0.1, weight_decay=0.1)
+    opt.register_step_post_hook(lambda o, *_: enforce_masks(linear, o))
+    for _ in range(5):
+        opt.zero_grad()
+        linear(torch.randn(4, 6)).pow(2).sum().backward()
+        opt.step()
+    original = linear.parametrizations.weight.original
+    assert torch.all(original[:3] == 0) and torch.all(original[3:] != 0)
+    state = opt.state[original]
+    assert torch.all(state["exp_avg"][:3] == 0) and torch.all(state["exp_avg_sq"][:3] == 0)
