@@ -55,6 +55,7 @@ def run_recbole_compress(model=None, dataset=None, config_file_list=None, config
     started = time.time()
     config = build_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
+    _fresh_log_handlers()
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
@@ -97,6 +98,19 @@ def run_recbole_compress(model=None, dataset=None, config_file_list=None, config
     result["summary"] = summary
     logger.info(set_color("output dir", "yellow") + f": {config['output_dir']}")
     return result
+
+
+def _fresh_log_handlers() -> None:
+    """RecBole's init_logger uses logging.basicConfig, which does nothing once the root
+    logger has handlers: a second run in the same process would keep writing into the
+    first run's log file. Drop RecBole's previous handlers so each run logs to its own."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, (logging.FileHandler, logging.StreamHandler)) and type(handler).__module__.startswith("logging"):
+            root.removeHandler(handler)
+            handler.close()
 
 
 def write_summary(config, trainer, result, started) -> dict:

@@ -1,0 +1,135 @@
+"""Dense RecBole models vs their lottery tickets, side by side in one run.
+
+    uv run python benchmarks/lth.py --dataset=tiktok --models=BPR,LightGCN [--key=value ...]
+
+For each base model: trains the dense RecBole model, then ``<model>_LTH`` with
+the same settings (data, split, seed, evaluator), and prints one table per model
+(remaining fraction vs validation/test metrics, parameters, exported bytes) and
+a comparison table (dense vs winning ticket, epoch-time ratio). Extra
+``--key=value`` arguments are RecBole/recbole_compress config keys. Outputs go to
+``benchmarks/out/lth-<dataset>/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+# how each shared dataset converts (format for `python -m recbole_compress.data convert`)
+FORMATS = {"tiktok": "lightgcn", "yelp2018": "lightgcn", "lastfm": "lastfm"}
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--models", default="BPR,LightGCN")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/lth-<dataset>)")
+    args, extra = parser.parse_known_args()
+    overrides = {}
+    for item in extra:
+        if not item.startswith("--") or "=" not in item:
+            parser.error(f"unrecognised argument {item!r}; config keys go as --key=value")
+        key, value = item[2:].split("=", 1)
+        overrides[key] = value
+    return args, overrides
+
+
+def ensure_dataset(name: str, data_path: Path) -> None:
+    if name == "ml-100k" or (data_path / name).is_dir():
+        return
+    from recbole_compress.data import convert_dataset
+
+    if name not in FORMATS:
+        raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
+    convert_dataset(FORMATS[name], SHARED / name, data_path / name)
+
+
+def run(model, dataset, settings):
+    from recbole_compress import run_recbole_compress
+
+    started = time.time()
+    result = run_recbole_compress(model, dataset, config_dict=dict(settings))
+    summary = result["summary"]
+    summary["wall_time_s"] = round(time.time() - started, 1)
+    return summary
+
+
+def fmt(x, digits=4):
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def main():
+    args, overrides = parse()
+    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv: hand them over explicitly
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or REPO / "benchmarks" / "out" / f"lth-{args.dataset}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = (REPO / "dataset").resolve()
+    ensure_dataset(args.dataset, data_path)
+    os.chdir(out)  # RecBole's log/ and saved/ land here
+
+    from recbole.config import Config as _  # noqa: F401  (import cost before timing)
+
+    import recbole_compress  # noqa: F401
+
+    settings = {"data_path": str(data_path), "show_progress": False, "metrics": ["Recall", "NDCG"], "topk": [20],
+                "valid_metric": "recall@20", **_typed(overrides)}
+    lines = [f"# Lottery tickets vs dense on {args.dataset}", "", f"settings: `{json.dumps(settings)}`", ""]
+    comparison = ["| model | dense test recall@20 | dense test ndcg@20 | ticket remaining | ticket valid recall@20 "
+                  "| ticket test recall@20 | ticket test ndcg@20 | ticket bytes / dense bytes | sparsest round with test >= dense "
+                  "| epoch time dense (s) | epoch time LTH (s) | ratio |", "|" + "---|" * 12]
+    for base in args.models.split(","):
+        dense = run(base, args.dataset, {**settings, "output_dir": str(out / base)})
+        lth = run(f"{base}_LTH", args.dataset, {**settings, "output_dir": str(out / f"{base}_LTH")})
+        rows = lth["lth"]["rounds_table"]
+        lines += [f"## {base}_LTH rounds", "", "| round | remaining | params | bytes | valid recall@20 | test recall@20 "
+                  "| test ndcg@20 | best epoch | epoch time (s) |", "|" + "---|" * 9]
+        for r in rows:
+            lines.append(
+                f"| {r['round']} | {r['remaining']:.4f} | {r['nonzero_pruned_weights']} | {r['model_bytes']} | "
+                f"{r['valid_recall@20']:.4f} | {r['test_recall@20']:.4f} | {r['test_ndcg@20']:.4f} | {r['best_epoch']} | {r['epoch_time_s']:.3f} |"
+            )
+        ticket = lth["lth"]["winning_ticket"]
+        dense_test = dense["test"]["recall@20"]
+        on_test = [r for r in rows if r["test_recall@20"] >= dense_test]
+        sparsest_test = min(on_test, key=lambda r: r["remaining"])["remaining"] if on_test else None
+        lth_epoch = sum(r["epoch_time_s"] * r["epochs"] for r in rows) / max(sum(r["epochs"] for r in rows), 1)
+        ratio = lth_epoch / dense["epoch_time_s"]
+        comparison.append(
+            f"| {base} | {dense_test:.4f} | {dense['test']['ndcg@20']:.4f} | "
+            + (
+                f"{ticket['remaining']:.4f} | {ticket['valid_recall@20']:.4f} | {ticket['test_recall@20']:.4f} | "
+                f"{ticket['test_ndcg@20']:.4f} | {ticket['model_bytes'] / dense['dense_model_bytes']:.3f} | "
+                if ticket
+                else "none | - | - | - | - | "
+            )
+            + f"{fmt(sparsest_test)} | {dense['epoch_time_s']:.3f} | {lth_epoch:.3f} | {ratio:.2f}x |"
+        )
+        lines.append("")
+        print("\n".join(lines[-len(rows) - 4 :]), flush=True)
+    lines += ["## Dense vs winning ticket (selected on validation)", ""] + comparison
+    text = "\n".join(lines) + "\n"
+    (out / "report.md").write_text(text)
+    print("\n".join(comparison))
+    print(f"\nreport: {out / 'report.md'}; plots: {out}/*_LTH/tickets.png")
+
+
+def _typed(overrides):
+    """--key=value strings -> Python values, as RecBole's command line does."""
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in overrides.items()}
+
+
+if __name__ == "__main__":
+    main()
