@@ -31,7 +31,7 @@ class CompressionMethod:
     which trainer mixin (if any) runs its training loop."""
 
     name: str
-    make_embedding: Callable  # (nn.Embedding, config, table_name) -> CompressedEmbedding
+    make_embedding: Callable  # (dense nn.Embedding, config, table_name, dataset) -> CompressedEmbedding
     trainer_mixin: type | None = None
     prepare_model: Callable | None = None  # (model, config) -> None, after the tables are swapped
     check_config: Callable | None = None  # (config) -> None; raises UserError before any data is loaded

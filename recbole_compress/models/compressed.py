@@ -20,7 +20,7 @@ def compressed_model_class(base: type, method) -> type:
 
     def __init__(self, config, dataset):
         base.__init__(self, config, dataset)
-        compress(self, lambda dense, name: method.make_embedding(dense, config, name), tables_from_config(config))
+        compress(self, lambda dense, name: method.make_embedding(dense, config, name, dataset), tables_from_config(config))
         if method.prepare_model is not None:
             method.prepare_model(self, config)
 

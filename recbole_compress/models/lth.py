@@ -18,7 +18,7 @@ from recbole_compress.registry import CompressionMethod, register_method, regist
 from recbole_compress.trainers.lth import LTHSettings, LTHTrainerMixin
 
 
-def _masked_table(dense, config, name):
+def _masked_table(dense, config, name, dataset):
     return MaskedEmbedding.from_dense(dense, padding_idx=0)
 
 
