@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from logging import getLogger
 
 from recbole.data import create_dataset, data_preparation
@@ -19,6 +20,7 @@ from recbole_compress.utils import atomic_write_json, run_dir, to_jsonable
 
 SUMMARY_FILE = "summary.json"
 ARTIFACT_FILE = "model.pt"
+RUN_CONFIG_FILE = "run_config.json"
 
 
 def load_data(config):
@@ -115,8 +117,6 @@ def _fresh_log_handlers() -> None:
 
 def write_summary(config, trainer, result, started) -> dict:
     """Export the trained model and write ``summary.json`` into the output dir."""
-    from pathlib import Path
-
     out = Path(config["output_dir"])
     model = trainer.model
     artifact = export_model(model)
@@ -136,5 +136,33 @@ def write_summary(config, trainer, result, started) -> dict:
     }
     summary.update(getattr(trainer, "extra_summary", lambda: {})())
     summary = to_jsonable(summary)
+    # what load_model needs to rebuild the model: the user's settings, not RecBole's defaults
+    settings = {k: v for k, v in config.external_config_dict.items() if k not in ("model", "dataset")}
+    settings["data_path"] = str(Path(config["data_path"]).resolve().parent)
+    atomic_write_json(out / RUN_CONFIG_FILE, {"model": config["model"], "dataset": config["dataset"], "config": settings})
     atomic_write_json(out / SUMMARY_FILE, summary)
     return summary
+
+
+def load_model(output_dir):
+    """Rebuild the exported model of a finished run: ``(model, config, test_data)``.
+
+    Reads ``run_config.json`` and ``model.pt`` from ``output_dir``; the dataset is
+    loaded and split again with the run's settings and seed.
+    """
+    import json
+    from pathlib import Path
+
+    from recbole_compress.export import import_model, load_artifact
+
+    out = Path(output_dir)
+    if not (out / RUN_CONFIG_FILE).is_file() or not (out / ARTIFACT_FILE).is_file():
+        raise UserError(f"{out} is not a finished run: {RUN_CONFIG_FILE} or {ARTIFACT_FILE} missing")
+    saved = json.loads((out / RUN_CONFIG_FILE).read_text())
+    config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=saved["config"])
+    init_seed(config["seed"], config["reproducibility"])
+    _, train_data, _, test_data = load_data(config)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset)
+    import_model(model, load_artifact(out / ARTIFACT_FILE))
+    return model.to(config["device"]).eval(), config, test_data

@@ -154,6 +154,15 @@ def test_export_load_predictions_equal(tmp_path):
     with torch.no_grad():
         assert torch.allclose(trained.full_sort_predict(batch), fresh.full_sort_predict(batch), atol=1e-6)
 
+    # the user-facing loader: rebuilds model and data from the output folder alone
+    from recbole_compress.quick_start import load_model
+
+    loaded, _, loaded_test = load_model(out)
+    loaded_batch = next(iter(loaded_test))[0]
+    assert torch.equal(loaded_batch["user_id"], batch["user_id"])
+    with torch.no_grad():
+        assert torch.allclose(trained.full_sort_predict(batch), loaded.full_sort_predict(loaded_batch), atol=1e-6)
+
 
 def test_all_weights_target_masks_sasrec_layers(tmp_path):
     config, model, _ = _build(
