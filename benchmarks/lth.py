@@ -87,7 +87,7 @@ def main():
     lines = [f"# Lottery tickets vs dense on {args.dataset}", "", f"settings: `{json.dumps(settings)}`", ""]
     comparison = ["| model | dense test recall@20 | dense test ndcg@20 | ticket remaining | ticket valid recall@20 "
                   "| ticket test recall@20 | ticket test ndcg@20 | ticket bytes / dense bytes | sparsest round with test >= dense "
-                  "| epoch time dense (s) | epoch time LTH (s) | ratio |", "|" + "---|" * 12]
+                  "| epoch time dense (s) | epoch time LTH (s) | ratio (sequential runs; see lth_epoch_time.py) |", "|" + "---|" * 12]
     for base in args.models.split(","):
         dense = run(base, args.dataset, {**settings, "output_dir": str(out / base)})
         lth = run(f"{base}_LTH", args.dataset, {**settings, "output_dir": str(out / f"{base}_LTH")})
