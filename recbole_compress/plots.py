@@ -26,6 +26,9 @@ def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
             line = ax.plot(remaining, values, style, label=f"{split} {metric}")[0]
             ax.axhline(values[0], color=line.get_color(), linestyle="--", linewidth=1, label=f"dense {split}")
     ax.set_xscale("log")
+    ticks = [t for t in (100, 80, 64, 50, 40, 30, 20, 15, 10, 5, 2, 1) if min(remaining) <= t <= max(remaining)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("remaining embedding parameters (%)")
     ax.set_ylabel(metric)
