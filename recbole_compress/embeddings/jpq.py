@@ -43,14 +43,14 @@ SCORING_PATHS = ("auto", "pairs", "bag", "dense")
 PAIRS_MAX_BATCH = 2  # pair tables win for 1-2 queries
 BAG_MAX_BATCH = 16  # embedding_bag beats BLAS up to here even at d/m = 8
 BAG_ANY_BATCH_DIM_PER_SPLIT = 16  # from d/m = 16 on, the gather-sum does fewer operations per score than BLAS can hide
-MIN_ITEMS_FOR_PQ = 30_000  # below this the table is cache-sized and a matmul is cheaper than building S
+MIN_TABLE_FLOATS_FOR_PQ = 2_000_000  # below ~8 MB the table stays in cache and a matmul beats building S
 BAG_QUERY_CHUNK = 32
 BAG_ITEM_BLOCK = 8192
 
 
 def choose_scoring_path(batch: int, n_items: int, dim: int, code_length: int) -> str:
     """The fastest exact scoring path for a regime, as measured by benchmarks/pqtopk.py."""
-    if n_items < MIN_ITEMS_FOR_PQ:
+    if n_items * dim < MIN_TABLE_FLOATS_FOR_PQ:
         return "dense"
     if batch <= PAIRS_MAX_BATCH and code_length % 2 == 0:
         return "pairs"

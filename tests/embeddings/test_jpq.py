@@ -171,7 +171,8 @@ def test_auto_path_rules():
     assert choose_scoring_path(8, 1_000_000, 64, 8) == "bag"
     assert choose_scoring_path(128, 1_000_000, 512, 8) == "bag"
     assert choose_scoring_path(128, 1_000_000, 64, 8) == "dense"
-    assert choose_scoring_path(1, 10_000, 64, 8) == "dense"
+    assert choose_scoring_path(1, 10_000, 64, 8) == "dense"  # 2.6 MB table: cache-sized, matmul wins
+    assert choose_scoring_path(1, 10_000, 512, 8) == "pairs"  # 20 MB table: PQTopK wins (benchmarks/pqtopk.py)
 
 
 def test_dense_path_caches_only_while_evaluating():
