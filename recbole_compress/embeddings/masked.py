@@ -14,6 +14,7 @@ import math
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
@@ -147,6 +148,12 @@ class MaskedEmbedding(CompressedEmbedding):
     @property
     def weight(self) -> Tensor:
         return self.table
+
+    def forward(self, ids: Tensor) -> Tensor:
+        # rows of original * mask, without materialising the whole masked table
+        # (BPR and LightGCN's regulariser look up a few rows per batch)
+        plist = self.parametrizations.table
+        return F.embedding(ids, plist.original) * F.embedding(ids, plist[0].mask)
 
     @property
     def mask(self) -> Tensor:

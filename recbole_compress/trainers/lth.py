@@ -162,22 +162,21 @@ class LTHTrainerMixin:
         """Test loader, for the test metric of every round (selection uses validation only)."""
         self.test_data = test_data
 
-    # masked weights stay zero: after every optimiser step, masks are re-applied
-    # to the weights and to the optimiser's moments
-    def _build_optimizer(self, **kwargs):
-        optimizer = super()._build_optimizer(**kwargs)
-        optimizer.register_step_post_hook(lambda opt, *_: enforce_masks(self.model, opt))
-        return optimizer
+    # Masked weights stay exactly zero without touching them every step: the
+    # parametrisation zeroes their gradient, and every round starts a fresh
+    # optimiser, so Adam's moments (and L2 / weight decay of a zero) stay zero
+    # there too. Re-applying the masks after each epoch is a cheap safety net;
+    # doing it after every step cost ~30% of a LightGCN epoch on TikTok.
+    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+        result = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        enforce_masks(self.model, self.optimizer)
+        if self._round == 0 and self.lth.rewind_epoch and epoch_idx + 1 == self.lth.rewind_epoch:
+            self._rewind_state = weights_state(self.model)  # late rewinding (Frankle et al. 2019)
+        return result
 
     def _save_checkpoint(self, epoch, *args, **kwargs):
         self._best_epoch = epoch
         return super()._save_checkpoint(epoch, *args, **kwargs)
-
-    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
-        result = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
-        if self._round == 0 and self.lth.rewind_epoch and epoch_idx + 1 == self.lth.rewind_epoch:
-            self._rewind_state = weights_state(self.model)  # late rewinding (Frankle et al. 2019)
-        return result
 
     # -- the round loop --------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
