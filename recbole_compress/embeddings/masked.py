@@ -31,9 +31,19 @@ class TensorMask(nn.Module):
             mask[padding_idx] = False  # RecBole's [PAD] row: always zero, never counted
         self.register_buffer("mask", mask)
         self.padding_idx = padding_idx
+        self._multiplier: tuple | None = None
+
+    def multiplier(self, like: Tensor) -> Tensor:
+        """The mask as 0/1 in ``like``'s dtype, rebuilt only when the mask changes:
+        multiplying by a bool tensor converts it on every access (forward and
+        backward), a measurable share of a LightGCN step."""
+        key = (self.mask._version, self.mask.data_ptr(), like.dtype, like.device)
+        if self._multiplier is None or self._multiplier[0] != key:
+            self._multiplier = (key, self.mask.to(dtype=like.dtype))
+        return self._multiplier[1]
 
     def forward(self, original: Tensor) -> Tensor:
-        return original * self.mask
+        return original * self.multiplier(original)
 
     def prunable(self) -> Tensor:
         """Boolean tensor of the positions that count (all but the [PAD] row)."""
@@ -153,7 +163,7 @@ class MaskedEmbedding(CompressedEmbedding):
         # rows of original * mask, without materialising the whole masked table
         # (BPR and LightGCN's regulariser look up a few rows per batch)
         plist = self.parametrizations.table
-        return F.embedding(ids, plist.original) * F.embedding(ids, plist[0].mask)
+        return F.embedding(ids, plist.original) * F.embedding(ids, plist[0].multiplier(plist.original))
 
     @property
     def mask(self) -> Tensor:
