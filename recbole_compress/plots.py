@@ -40,3 +40,32 @@ def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bool = True) -> Path:
+    """Validation ``metric`` against exported model bytes for every finished trial,
+    the Pareto front (``row['pareto']``) drawn as a step line."""
+    plt = _pyplot()
+    path = Path(path)
+    done = [r for r in rows if r.get("model_bytes") not in (None, "") and r.get(metric) not in (None, "")]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    kib = [float(r["model_bytes"]) / 1024 for r in done]
+    values = [float(r[metric]) for r in done]
+    ax.scatter(kib, values, color="0.6", label="trials", zorder=2)
+    best = sorted((k, v) for k, v, r in zip(kib, values, done) if r.get("pareto"))
+    if best:
+        ax.plot(*zip(*best), "o-", color="C3", drawstyle="steps-post" if bigger else "default", label="Pareto front", zorder=3)
+        for (k, v), r in zip(best, sorted((r for r in done if r.get("pareto")), key=lambda r: float(r["model_bytes"]))):
+            ax.annotate(str(r.get("trial_id", ""))[-5:], (k, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if kib and max(kib) / max(min(kib), 1e-9) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("exported model size (KiB)")
+    ax.set_ylabel(f"valid {metric.removeprefix('valid_')}")
+    ax.set_title(title or "search: quality vs size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
