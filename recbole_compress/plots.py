@@ -52,16 +52,26 @@ def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bo
     kib = [float(r["model_bytes"]) / 1024 for r in done]
     values = [float(r[metric]) for r in done]
     ax.scatter(kib, values, color="0.6", label="trials", zorder=2)
-    best = sorted((k, v) for k, v, r in zip(kib, values, done) if r.get("pareto"))
+    # trials that landed on the same point (same ticket, same code length) share one label
+    points: dict = {}
+    for k, v, r in zip(kib, values, done):
+        if r.get("pareto"):
+            points.setdefault((k, v), []).append(str(r.get("trial_id", "")))
+    best = sorted(points)
     if best:
         ax.plot(*zip(*best), "o-", color="C3", drawstyle="steps-post" if bigger else "default", label="Pareto front", zorder=3)
-        for (k, v), r in zip(best, sorted((r for r in done if r.get("pareto")), key=lambda r: float(r["model_bytes"]))):
-            ax.annotate(str(r.get("trial_id", ""))[-5:], (k, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for point in best:
+            ids = sorted(points[point])
+            label = ids[0] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
+            ax.annotate(label, point, textcoords="offset points", xytext=(4, 4), fontsize=7)
+    dense = next((float(r["dense_model_bytes"]) for r in done if r.get("dense_model_bytes") not in (None, "")), None)
+    if dense:
+        ax.axvline(dense / 1024, color="0.3", linestyle="--", linewidth=1, label="dense model")
     if kib and max(kib) / max(min(kib), 1e-9) > 20:
         ax.set_xscale("log")
     ax.set_xlabel("exported model size (KiB)")
     ax.set_ylabel(f"valid {metric.removeprefix('valid_')}")
-    ax.set_title(title or "search: quality vs size")
+    ax.set_title(f"{title or 'search'}: {len(done)} of {len(rows)} trials finished", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -13,6 +13,7 @@ This module imports ray; ``import recbole_compress`` does not import this module
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -70,18 +71,8 @@ def run_trial(params: dict, job: TrialJob) -> None:
     trial_id = tune.get_context().get_trial_id()
     # Ray sets CUDA_VISIBLE_DEVICES to this trial's GPU(s); RecBole's _init_device
     # overwrites it from gpu_id, so hand it the same ids (or none: CPU)
-    visible = _assigned_gpus()
-    out = Path(job.trials_dir) / trial_id
-    out.mkdir(parents=True, exist_ok=True)
-    os.chdir(out)  # RecBole's log/ and log_tensorboard/ land beside the trial's results
-    overrides = {
-        **job.base,
-        **params,
-        "output_dir": str(out),
-        "show_progress": False,
-        "gpu_id": visible,
-        "use_gpu": bool(visible),
-    }
+    overrides = trial_settings(job, params, trial_id, _assigned_gpus())
+    os.chdir(overrides["output_dir"])  # RecBole's log/ and log_tensorboard/ land beside the trial's results
     reports = 0
 
     def report(epoch_idx, valid_score):
@@ -106,6 +97,22 @@ def run_trial(params: dict, job: TrialJob) -> None:
         "output_dir": str(result["output_dir"]),
     }
     tune.report(final)
+
+
+def trial_settings(job: TrialJob, params: dict, trial_id: str, visible: str) -> dict:
+    """A trial's config dict. ``visible``: the GPU ids Ray gave the trial ("" for none).
+    RecBole's ``Config._init_device`` sets CUDA_VISIBLE_DEVICES from ``gpu_id``: passing
+    Ray's ids keeps the variable what Ray set; no ids means CPU."""
+    out = Path(job.trials_dir) / trial_id
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        **job.base,
+        **params,
+        "output_dir": str(out),
+        "show_progress": False,
+        "gpu_id": visible,
+        "use_gpu": bool(visible),
+    }
 
 
 def _assigned_gpus() -> str:
@@ -235,7 +242,7 @@ def run_search(
         )
     grid = tuner.fit()
     wall = time.time() - started
-    rows = _rows(grid, [d.key for d in spec.space], metric)
+    rows = _rows(grid, [d.key for d in spec.space], metric, exp_dir)
     return _write_results(exp_dir, rows, model, dataset, metric, bigger, settings, config_files, base, wall, spec)
 
 
@@ -303,18 +310,34 @@ def _interrupt_after(count: int, marker: Path):
 
 # -- results ----------------------------------------------------------------------------------
 
-def _rows(grid, keys: list[str], metric: str) -> list[dict]:
+def _saved_statuses(exp_dir: Path) -> dict:
+    """Trial states as Ray saved them for a restore (RUNNING/PENDING after an interruption,
+    where the in-memory results already say TERMINATED); empty if the format is not known."""
+    try:
+        newest = max(exp_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+        data = json.loads(newest.read_text())
+        trials = (json.loads(entry[0]) for entry in data["trial_data"])
+        return {t["trial_id"]: t["status"] for t in trials}
+    except (ValueError, KeyError, IndexError, TypeError, OSError):
+        return {}
+
+
+def _rows(grid, keys: list[str], metric: str, exp_dir: Path) -> list[dict]:
+    saved = _saved_statuses(exp_dir)
     rows = []
     for result in grid:
         last = result.metrics or {}
-        trial_id = last.get("trial_id") or Path(result.path).name
+        folder = Path(result.path).name  # run_trial_<id>_<n>_<params>_<date>
+        trial_id = last.get("trial_id") or next((t for t in saved if f"_{t}_" in folder), folder)
         history = result.metrics_dataframe
         if result.error is not None:
             status = "errored"
         elif last.get("final"):
             status = "finished"
+        elif saved.get(trial_id, "TERMINATED") not in ("TERMINATED", "ERROR"):
+            status = "unfinished"  # cut off by an interruption: --resume runs it
         elif last:
-            status = "stopped early"
+            status = "stopped early"  # by the scheduler
         else:
             status = "not run"
         row = {
@@ -349,7 +372,7 @@ def _write_results(exp_dir, rows, model, dataset, metric, bigger, settings, conf
     key = f"valid_{metric}"
     mark_pareto(rows, key, bigger)
     write_csv(rows, exp_dir / PARETO_CSV, first=["trial_id", "status", "pareto"])
-    plot_pareto(rows, key, exp_dir / PARETO_PNG, title=f"{model} on {dataset}: {len(rows)} trials", bigger=bigger)
+    plot_pareto(rows, key, exp_dir / PARETO_PNG, title=f"{model} on {dataset}", bigger=bigger)
     dense = next((float(r["dense_model_bytes"]) for r in rows if r.get("dense_model_bytes")), None)
     budgets = best_per_budget(rows, key, settings.budgets, dense, bigger) if dense else []
     write_csv(
@@ -431,10 +454,15 @@ def main(args, extra: list[str]) -> int:
     result = run_search(args.model, args.dataset, args.tune, config_files, overrides, flags, resume=args.resume)
     keys = [d.key for d in load_search_file(args.tune).space]
     print(f"search: {result['trials']} trials {result['statuses']} in {result['wall_time_s']} s")
+    if result["statuses"].get("unfinished"):
+        print("search interrupted: continue it with the same command and --resume (finished trials are kept)")
     print(f"Pareto front ({result['metric']} vs exported bytes):")
     print(format_front(result, keys))
+    by_id = {r["trial_id"]: r for r in result["rows"]}
     for b in result["budgets"]:
-        print(f"best within {b['budget']:g} x dense bytes (<= {b['max_bytes']} B): {b['trial_id'] or 'none'}")
+        best = by_id.get(b["trial_id"])
+        what = f"{best['trial_id']} ({result['metric']} {best[result['metric']]:.4f}, {best[SIZE_KEY]} B)" if best else "none"
+        print(f"best within {b['budget']:g} x dense bytes (<= {b['max_bytes']} B): {what}")
     print(f"results: {result['pareto_csv']} {result['pareto_png']} {result['budgets_csv']}")
     if result["command"]:
         print(f"chosen: {result['chosen_yaml']} (trial {result['chosen_trial']}); run it with:")

@@ -1,6 +1,8 @@
 """Ray Tune searches: search files, the Pareto front, and a tiny real search with resume."""
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -141,9 +143,12 @@ config: {epochs: 1}
         finished = {r["trial_id"]: (root / "ray" / "tiny" / "trials" / r["trial_id"] / "summary.json").stat().st_mtime
                     for r in first["rows"] if r["status"] == "finished"}
         second = run_search("BPR_LTH", "ml-100k", space, overrides=overrides, flags=flags, resume=True)
+        # every trial of this one fails (prune_rate outside (0, 1)): retried once, then recorded
+        bad = write(root, "prune_rate: {choice: [1.5]}\nsearch: {num_samples: 1, max_failures: 1}\n", "bad.yaml")
+        failing = run_search("BPR_LTH", "ml-100k", bad, overrides=dict(TINY), flags={**flags, "name": "failing"})
     finally:
         ray.shutdown()
-    return {"root": root, "first": first, "second": second, "finished_before": finished}
+    return {"root": root, "first": first, "second": second, "finished_before": finished, "failing": failing}
 
 
 def test_search_reports_every_evaluation_and_writes_results(search):
@@ -176,12 +181,29 @@ def test_chosen_yaml_runs_as_config_file(search):
 def test_resume_keeps_finished_trials(search):
     first, second = search["first"], search["second"]
     assert first["statuses"].get("finished") == 2
+    assert set(first["statuses"]) <= {"finished", "unfinished"}, first["statuses"]  # cut off, not stopped
     before = search["finished_before"]
     assert len(before) == 2
     for trial_id, mtime in before.items():  # not rerun: their results were not rewritten
         summary = search["root"] / "ray" / "tiny" / "trials" / trial_id / "summary.json"
         assert summary.stat().st_mtime == mtime
     assert set(before) < {r["trial_id"] for r in second["rows"]}
+
+
+def test_failing_trial_is_recorded_not_fatal(search):
+    result = search["failing"]
+    assert result["statuses"] == {"errored": 1} and result["chosen_yaml"] is None
+    row = result["rows"][0]
+    assert "prune_rate=1.5" in row["error"] and row["pareto"] is False
+    assert read_csv(result["pareto_csv"])[0]["status"] == "errored"
+
+
+def test_missing_ray_is_a_clear_error(monkeypatch):
+    from recbole_compress.tune import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(UserError, match="Ray Tune is not installed"):
+        import_ray()
 
 
 def test_resume_without_a_search_is_a_clear_error(tmp_path):
@@ -199,3 +221,21 @@ def test_searched_key_on_command_line_is_an_error(tmp_path):
     space = write(tmp_path, "prune_rate: {choice: [0.2]}\n")
     with pytest.raises(UserError, match="prune_rate is searched"):
         run_search("BPR_LTH", "ml-100k", space, overrides={"prune_rate": 0.3})
+
+
+@pytest.mark.parametrize("visible", ["", "3"])
+def test_trial_keeps_the_gpu_ray_assigned(tmp_path, monkeypatch, visible):
+    """Config._init_device rewrites CUDA_VISIBLE_DEVICES from gpu_id: a trial's settings
+    must leave it as Ray set it (or CPU when the trial has no GPU)."""
+    from recbole_compress.config import Config
+    from recbole_compress.tune import TrialJob, trial_settings
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    job = TrialJob("BPR_LTH", "ml-100k", dict(TINY), trials_dir=str(tmp_path / "trials"))
+    settings = trial_settings(job, {"prune_rate": 0.3}, "abc", visible)
+    assert settings["output_dir"] == str(tmp_path / "trials" / "abc") and settings["prune_rate"] == 0.3
+    config = Config("BPR_LTH", "ml-100k", config_dict=settings)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == visible
+    assert config["use_gpu"] is bool(visible)
+    if not visible:
+        assert config["device"].type == "cpu"
