@@ -17,6 +17,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="run_recbole_compress.py",
         description="Train, compress and evaluate a RecBole model. Any --key=value sets a RecBole config key.",
+        allow_abbrev=False,  # a RecBole key such as --num=3 must never be taken for --num_samples
     )
     parser.add_argument("--model", "-m", default=None, help="model name, e.g. LightGCN_LTH, BPR, SASRec_LTH")
     parser.add_argument("--dataset", "-d", default=None, help="dataset name, e.g. ml-100k, yelp2018")
