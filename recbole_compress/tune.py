@@ -157,11 +157,18 @@ def _check_base(model, dataset, config_files, base):
     before Ray starts; the data path becomes absolute (trials run elsewhere)."""
     from recbole_compress.config import Config, check_dataset
 
+    # Config._init_device would set CUDA_VISIBLE_DEVICES=gpu_id in this process, and the local
+    # Ray started next would then see only that GPU: keep the variable as it was
     argv, sys.argv = sys.argv, sys.argv[:1]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         config = Config(model=model, dataset=dataset, config_file_list=config_files or None, config_dict=dict(base))
     finally:
         sys.argv = argv
+        if visible is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
     method = getattr(config.model_class, "compression_method", None)
     if method is not None and method.check_config is not None:
         method.check_config(config)

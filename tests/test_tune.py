@@ -239,3 +239,16 @@ def test_trial_keeps_the_gpu_ray_assigned(tmp_path, monkeypatch, visible):
     assert config["use_gpu"] is bool(visible)
     if not visible:
         assert config["device"].type == "cpu"
+
+
+def test_driver_config_check_leaves_cuda_visible_devices_alone(monkeypatch):
+    """The driver builds a Config before starting Ray; RecBole's _init_device must not
+    narrow the GPUs the local Ray cluster will see."""
+    from recbole_compress.tune import _check_base
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    config = _check_base("BPR_LTH", "ml-100k", [], dict(TINY))
+    assert config["gpu_id"] == "0" and "CUDA_VISIBLE_DEVICES" not in os.environ
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    _check_base("BPR_LTH", "ml-100k", [], dict(TINY))
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"
