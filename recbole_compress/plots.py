@@ -40,3 +40,42 @@ def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bool = True) -> Path:
+    """Validation ``metric`` against exported model bytes for every finished trial,
+    the Pareto front (``row['pareto']``) drawn as a step line."""
+    plt = _pyplot()
+    path = Path(path)
+    done = [r for r in rows if r.get("model_bytes") not in (None, "") and r.get(metric) not in (None, "")]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    kib = [float(r["model_bytes"]) / 1024 for r in done]
+    values = [float(r[metric]) for r in done]
+    ax.scatter(kib, values, color="0.6", label="trials", zorder=2)
+    # trials that landed on the same point (same ticket, same code length) share one label
+    points: dict = {}
+    for k, v, r in zip(kib, values, done):
+        if r.get("pareto"):
+            points.setdefault((k, v), []).append(str(r.get("trial_id", "")))
+    best = sorted(points)
+    if best:
+        ax.plot(*zip(*best), "o-", color="C3", drawstyle="steps-post" if bigger else "default", label="Pareto front", zorder=3)
+        for point in best:
+            ids = sorted(points[point])
+            label = ids[0] + (f" +{len(ids) - 1}" if len(ids) > 1 else "")
+            ax.annotate(label, point, textcoords="offset points", xytext=(4, 4), fontsize=7)
+    dense = next((float(r["dense_model_bytes"]) for r in done if r.get("dense_model_bytes") not in (None, "")), None)
+    if dense:
+        ax.axvline(dense / 1024, color="0.3", linestyle="--", linewidth=1, label="dense model")
+    if kib and max(kib) / max(min(kib), 1e-9) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("exported model size (KiB)")
+    ax.set_ylabel(f"valid {metric.removeprefix('valid_')}")
+    ax.set_title(f"{title or 'search'}: {len(done)} of {len(rows)} trials finished", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -48,8 +48,11 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
     return config
 
 
-def run_recbole_compress(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def run_recbole_compress(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, callback_fn=None):
     """Train and test ``model`` on ``dataset``, like ``recbole.quick_start.run_recbole``.
+
+    ``callback_fn(epoch_idx, valid_score)`` is RecBole's ``Trainer.fit`` hook, called after
+    every evaluation (Ray Tune trials report through it; lottery tickets call it in every round).
 
     Returns RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
     ``best_valid_result``, ``test_result``) plus ``output_dir`` and ``summary``.
@@ -81,7 +84,7 @@ def run_recbole_compress(model=None, dataset=None, config_file_list=None, config
     if hasattr(trainer, "attach_test_data"):  # trainers that report test metrics per round
         trainer.attach_test_data(test_data)
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
 

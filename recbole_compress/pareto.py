@@ -1,0 +1,87 @@
+"""Quality vs size as two objectives: the Pareto front of a search's trials,
+the best trial under each size budget, and the chosen trial. Plain rows (dicts), no ray."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from recbole_compress.utils import atomic_write_text
+
+SIZE_KEY = "model_bytes"
+
+
+def _value(row, key):
+    value = row.get(key)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def complete(rows, metric: str) -> list[dict]:
+    """Rows with both objectives (finished trials; early-stopped and errored ones have no size)."""
+    return [row for row in rows if _value(row, metric) is not None and _value(row, SIZE_KEY) is not None]
+
+
+def mark_pareto(rows: list[dict], metric: str, bigger: bool = True) -> list[dict]:
+    """Set ``row['pareto']``: True where no other complete row is at least as good on
+    both objectives (metric, and fewer bytes) and strictly better on one."""
+    sign = 1.0 if bigger else -1.0
+    points = {id(row): (sign * _value(row, metric), -_value(row, SIZE_KEY)) for row in complete(rows, metric)}
+    for row in rows:
+        mine = points.get(id(row))
+        row["pareto"] = mine is not None and not any(
+            other[0] >= mine[0] and other[1] >= mine[1] and other != mine for other in points.values()
+        )
+    return rows
+
+
+def front(rows, metric: str, bigger: bool = True) -> list[dict]:
+    """The Pareto rows, smallest first."""
+    mark_pareto(rows, metric, bigger)
+    return sorted((r for r in rows if r["pareto"]), key=lambda r: (_value(r, SIZE_KEY), -_value(r, metric)))
+
+
+def best_per_budget(rows, metric: str, budgets, dense_bytes: float, bigger: bool = True) -> list[dict]:
+    """For each budget (a fraction of the dense model's bytes), the best trial that fits it."""
+    sign = 1.0 if bigger else -1.0
+    out = []
+    for budget in sorted(budgets):
+        limit = budget * dense_bytes
+        fits = [r for r in complete(rows, metric) if _value(r, SIZE_KEY) <= limit]
+        best = max(fits, key=lambda r: (sign * _value(r, metric), -_value(r, SIZE_KEY))) if fits else None
+        out.append({"budget": budget, "max_bytes": int(limit), "trial": best})
+    return out
+
+
+def choose(rows, metric: str, bigger: bool = True) -> dict | None:
+    """The configuration to run: best validation on the front (ties: fewer bytes)."""
+    candidates = front(rows, metric, bigger)
+    sign = 1.0 if bigger else -1.0
+    return max(candidates, key=lambda r: (sign * _value(r, metric), -_value(r, SIZE_KEY))) if candidates else None
+
+
+def write_csv(rows: list[dict], path, first: list[str] = ()) -> Path:
+    """All rows (union of their keys, ``first`` leading) as CSV, written atomically."""
+    fields = list(dict.fromkeys([*first, *(k for row in rows for k in row)]))
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k, "")) for k in fields})
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
