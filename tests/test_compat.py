@@ -52,3 +52,14 @@ def test_no_global_unsafe_loading_switch():
         torch.save({"obj": object()}, buffer)
         buffer.seek(0)
         torch.load(buffer, weights_only=True)
+
+
+def test_recbole_model_lookup_leaves_anomaly_detection_off():
+    """RecBole's sine.py switches autograd anomaly detection on at import (every
+    backward then checks for NaN and records stack traces)."""
+    import torch
+
+    from recbole_compress import get_model
+
+    get_model("SINE"), get_model("LightGCN")
+    assert not torch.is_anomaly_enabled()

@@ -30,8 +30,10 @@ COMBINES = ("sum", "concat")
 
 
 def soft_threshold(weight: Tensor, threshold_logit: Tensor) -> Tensor:
-    """PEP's pruning: ``sign(w) * relu(|w| - sigmoid(s))``; exactly zero below the threshold."""
-    return torch.sign(weight) * F.relu(weight.abs() - torch.sigmoid(threshold_logit))
+    """PEP's pruning: ``sign(w) * relu(|w| - sigmoid(s))``; exactly zero below the threshold.
+    Written as ``w - clamp(w, -t, t)``: the same values and gradients in three ops, not six."""
+    t = torch.sigmoid(threshold_logit)
+    return weight - torch.clamp(weight, -t, t)
 
 
 def part_dim(dim: int, combine: str) -> int:
@@ -50,6 +52,25 @@ def check_buckets(buckets: int, entities: int) -> None:
             f"meta_buckets={buckets}: b*b={buckets * buckets} < {entities} entities, so two entities would share "
             f"both meta rows; use meta_buckets >= {math.isqrt(entities - 1) + 1} (or leave it empty to derive it)"
         )
+
+
+def with_pad_row(entities: Tensor, padding_idx: int | None) -> Tensor:
+    """The table of entity rows with RecBole's zero [PAD] row put back in place."""
+    if padding_idx is None:
+        return entities
+    pad = entities.new_zeros(1, entities.shape[1])
+    return torch.cat([entities[:padding_idx], pad, entities[padding_idx:]])
+
+
+def tiled(table: Tensor, count: int) -> Tensor:
+    """``table[x mod b]`` for x < count, as a tile: its gradient is a sum, not a scatter."""
+    reps = -(-count // table.shape[0])
+    return table.repeat(reps, 1)[:count]
+
+
+def stretched(table: Tensor, count: int, times: int) -> Tensor:
+    """``table[x div times]`` for x < count, as a repeat: its gradient is a sum, not a scatter."""
+    return table.repeat_interleave(times, dim=0)[:count]
 
 
 class PrunedEmbedding(CompressedEmbedding):
@@ -204,10 +225,16 @@ class CERPEmbedding(PrunedEmbedding):
         return x % self.buckets, x // self.divisor
 
     def rows(self, ids: Tensor) -> Tensor:
-        p = self.effective("P")[self.p_index[ids]]
-        q = self.effective("Q")[self.q_index[ids]]
+        p = F.embedding(self.p_index[ids], self.effective("P"))
+        q = F.embedding(self.q_index[ids], self.effective("Q"))
         combined = p + q if self.combine == "sum" else torch.cat([p, q], dim=-1)
         return combined * self.real_rows[ids]
+
+    @property
+    def weight(self) -> Tensor:
+        p = tiled(self.effective("P"), self.entities)
+        q = stretched(self.effective("Q"), self.entities, self.divisor)
+        return with_pad_row(p + q if self.combine == "sum" else torch.cat([p, q], dim=-1), self.padding_idx)
 
     def export(self) -> dict[str, Tensor]:
         out = self._export_parts()
@@ -243,7 +270,11 @@ class PEPEmbedding(PrunedEmbedding):
         self._capacity = self.entities * self.embedding_dim
 
     def rows(self, ids: Tensor) -> Tensor:
-        return self.effective("P")[self.p_index[ids]] * self.real_rows[ids]
+        return F.embedding(self.p_index[ids], self.effective("P")) * self.real_rows[ids]
+
+    @property
+    def weight(self) -> Tensor:
+        return with_pad_row(self.effective("P"), self.padding_idx)
 
     def export(self) -> dict[str, Tensor]:
         out = self._export_parts()
@@ -284,13 +315,15 @@ class QREmbedding(CompressedEmbedding):
         return buckets + math.ceil(entities / buckets)
 
     def rows(self, ids: Tensor) -> Tensor:
-        p, q = self.P[self.p_index[ids]], self.Q[self.q_index[ids]]
+        p, q = F.embedding(self.p_index[ids], self.P), F.embedding(self.q_index[ids], self.Q)
         combined = p + q if self.combine == "sum" else torch.cat([p, q], dim=-1)
         return combined * self.real_rows[ids]
 
     @property
     def weight(self) -> Tensor:
-        return self.rows(torch.arange(self.num_embeddings, device=self.P.device))
+        p = tiled(self.P, self.entities)
+        q = stretched(self.Q, self.entities, self.buckets)
+        return with_pad_row(p + q if self.combine == "sum" else torch.cat([p, q], dim=-1), self.padding_idx)
 
     def forward(self, ids: Tensor) -> Tensor:
         return self.rows(ids)
