@@ -43,7 +43,7 @@ def main():
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import init_seed
 
-    from recbole_compress import Config, get_model, get_trainer
+    from recbole_compress import Config, UserError, get_model, get_trainer
     from recbole_compress.trainers.cerp import _BudgetReached
 
     settings = {"data_path": str(REPO / "dataset"), "show_progress": False, "state": "WARNING",
@@ -57,7 +57,11 @@ def main():
         init_seed(config["seed"], config["reproducibility"])
         if train is None:
             train, _, _ = data_preparation(config, create_dataset(config))
-        model = get_model(name)(config, train._dataset)
+        try:
+            model = get_model(name)(config, train._dataset)
+        except UserError as err:  # QR cannot fit every budget
+            print(f"skipped {name}: {err}")
+            continue
         if stage == 2:
             for module in model.modules():
                 if hasattr(module, "fix_mask"):
