@@ -1,0 +1,92 @@
+"""Per-epoch training time of CERP (both stages), PEP and QR vs the dense model,
+interleaved in one run.
+
+    uv run python benchmarks/cerp_epoch_time.py --dataset=tiktok --model=LightGCN --epochs=10 --budget=0.05 --threads=1
+
+Builds the dense RecBole model and ``<model>_CERP`` / ``_PEP`` / ``_QR`` at
+``--budget`` on the same data, then alternates one training epoch of each, so that
+background load affects all alike: CERP and PEP in stage 1 (soft thresholds on,
+CERP's regulariser included) and in stage 2 (mask fixed at the budget, thresholds
+off). Prints median epoch times and their ratio to dense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--model", default="LightGCN")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=0.05, help="memory_budget (fraction of the dense tables)")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    sys.argv = sys.argv[:1]
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = REPO / "benchmarks" / "out" / "cerp-epoch-time"
+    out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)
+
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_compress import Config, UserError, get_model, get_trainer
+    from recbole_compress.trainers.cerp import _BudgetReached
+
+    settings = {"data_path": str(REPO / "dataset"), "show_progress": False, "state": "WARNING",
+                "memory_budget": args.budget, "threshold_pace": 0.0}  # pace 0: stage 1 never ends here
+    variants = [(args.model, None), (f"{args.model}_CERP", 1), (f"{args.model}_CERP", 2),
+                (f"{args.model}_PEP", 1), (f"{args.model}_PEP", 2), (f"{args.model}_QR", None)]
+    runs = {}
+    train = None
+    for name, stage in variants:
+        config = Config(model=name, dataset=args.dataset, config_dict={**settings, "output_dir": str(out / name)})
+        init_seed(config["seed"], config["reproducibility"])
+        if train is None:
+            train, _, _ = data_preparation(config, create_dataset(config))
+        try:
+            model = get_model(name)(config, train._dataset)
+        except UserError as err:  # QR cannot fit every budget
+            print(f"skipped {name}: {err}")
+            continue
+        if stage == 2:
+            for module in model.modules():
+                if hasattr(module, "fix_mask"):
+                    module.fix_mask(module.budget)
+        trainer = get_trainer(config["MODEL_TYPE"], name)(config, model)
+        if stage is not None:
+            trainer._stage = stage
+            trainer.optimizer = trainer._build_optimizer()
+        label = name if stage is None else f"{name} stage {stage}"
+        runs[label] = (trainer, [])
+    for epoch in range(args.epochs):
+        for label, (trainer, times) in runs.items():
+            started = time.perf_counter()
+            try:
+                trainer._train_epoch(train, epoch)
+            except _BudgetReached:
+                pass
+            times.append(time.perf_counter() - started)
+    dense = statistics.median(runs[args.model][1])
+    print(f"| dataset | model | budget | epochs | median epoch (s) | ratio to dense |")
+    print("|---|---|---|---|---|---|")
+    for label, (_, times) in runs.items():
+        median = statistics.median(times)
+        print(f"| {args.dataset} | {label} | {args.budget} | {args.epochs} | {median:.3f} | {median / dense:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

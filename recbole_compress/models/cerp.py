@@ -1,0 +1,157 @@
+"""CERP and its baselines under one memory budget: ``<Model>_CERP``, ``<Model>_PEP``,
+``<Model>_QR``.
+
+The budget is stated once for all compressed tables (``memory_budget``: a count of
+non-zeros, or a fraction of the dense tables) and split over the tables in
+proportion to their dense size, so every table (user, item) is compressed to the
+same fraction. Tables are built after all of them are known (the count form needs
+the total): ``make_embedding`` leaves a placeholder that ``prepare_model`` replaces.
+
+``BPR_CERP`` and ``LightGCN_CERP`` are the paper's backbones (user and item tables);
+a sequential model (``SASRec_CERP``) has only an item ID table, which is the one
+compressed.
+"""
+
+from __future__ import annotations
+
+import math
+
+from recbole.model.general_recommender import BPR, LightGCN
+from torch import nn
+
+from recbole_compress.embeddings.base import _set_submodule
+from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PEPEmbedding, QREmbedding, check_buckets, part_dim
+from recbole_compress.errors import UserError
+from recbole_compress.models.compressed import compressed_model_class
+from recbole_compress.registry import CompressionMethod, register_method, register_model
+from recbole_compress.trainers.cerp import BudgetSettings, BudgetTrainerMixin
+
+
+class PendingTable(nn.Module):
+    """Stands in for a table until ``prepare_model`` knows its share of the budget."""
+
+    def __init__(self, dense: nn.Embedding):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = dense.num_embeddings, dense.embedding_dim
+
+    @property
+    def entities(self) -> int:
+        return self.num_embeddings - 1  # RecBole's [PAD] row 0 is not an entity
+
+    def dense_parameters(self) -> int:
+        return self.entities * self.embedding_dim
+
+
+def _pending(dense, config, name, dataset):
+    return PendingTable(dense)
+
+
+def split_budget(settings: BudgetSettings, tables: dict[str, PendingTable]) -> dict[str, int]:
+    """Each table's share of the budget, proportional to its dense size; the shares
+    add up to the stated budget exactly."""
+    sizes = {name: t.dense_parameters() for name, t in tables.items()}
+    total = sum(sizes.values())
+    budget = settings.total(total)
+    shares = {name: budget * size // total for name, size in sizes.items()}
+    for name in sorted(sizes, key=sizes.get, reverse=True)[: budget - sum(shares.values())]:
+        shares[name] += 1
+    for name, share in shares.items():
+        dim = tables[name].embedding_dim
+        if share < dim:
+            raise UserError(
+                f"memory_budget={settings.stated} leaves '{name}' {share} non-zeros, less than one row of {dim}; "
+                "raise the budget"
+            )
+    return shares
+
+
+def derive_buckets(entities: int, cols: int, budget: int, density: float) -> int:
+    """The smallest b (with b*b >= N) whose meta tables hold ``budget / density``
+    elements: stage 1 then prunes about ``1 - density`` of them."""
+    b = math.isqrt(entities - 1) + 1 if entities > 1 else 1
+    want = budget / density
+    while b < entities and CERPEmbedding.capacity_for(entities, b, cols) < want:
+        b += 1
+    return b
+
+
+def _build(config, name: str, table: PendingTable, budget: int):
+    settings = BudgetSettings(config)
+    method = config.model_class.compression_method.name
+    n, d = table.entities, table.embedding_dim
+    if method == "PEP":
+        module = PEPEmbedding(table.num_embeddings, d, threshold_init=settings.threshold_init)
+    elif method == "QR":
+        module = QREmbedding(table.num_embeddings, d, qr_buckets(n, part_dim(d, settings.combine), budget, name), settings.combine)
+    else:
+        cols = part_dim(d, settings.combine)
+        if settings.buckets is None:
+            buckets = derive_buckets(n, cols, budget, settings.density)
+        else:
+            buckets = settings.buckets
+            check_buckets(buckets, n)
+        capacity = CERPEmbedding.capacity_for(n, buckets, cols)
+        if budget > capacity:
+            raise UserError(
+                f"memory_budget={settings.stated} gives '{name}' {budget} non-zeros, more than the {capacity} elements "
+                f"its meta tables hold (b={buckets}, {cols} columns); raise meta_buckets or leave it empty to derive it"
+            )
+        module = CERPEmbedding(table.num_embeddings, d, buckets, settings.combine, threshold_init=settings.threshold_init)
+    module.budget = budget
+    return module
+
+
+def qr_buckets(entities: int, cols: int, budget: int, name: str) -> int:
+    """The largest remainder table (b rows, with b >= ceil(N/b)) whose two tables
+    fit the budget; rows b + ceil(N/b) grow with b from b = ceil(sqrt(N))."""
+    b = math.isqrt(entities - 1) + 1 if entities > 1 else 1
+    smallest = QREmbedding.rows_for(entities, b) * cols
+    if smallest > budget:
+        raise UserError(
+            f"a budget of {budget} non-zeros for '{name}' is below the smallest quotient-remainder pair of tables "
+            f"({smallest} = ({b} + {math.ceil(entities / b)}) rows x {cols}); raise memory_budget"
+        )
+    while b < entities and QREmbedding.rows_for(entities, b + 1) * cols <= budget:
+        b += 1
+    return b
+
+
+def build_tables(model, config) -> None:
+    """Replace every placeholder with its method's table, at its share of the budget."""
+    settings = BudgetSettings(config)
+    pending = {name: m for name, m in model.named_modules() if isinstance(m, PendingTable)}
+    total = sum(t.dense_parameters() for t in pending.values())
+    if settings.count is not None and settings.count >= total:
+        raise UserError(
+            f"memory_budget={settings.stated} is not below the dense size of the compressed tables ({total}); "
+            f"use fewer non-zeros or a fraction such as 0.2"
+        )
+    for name, share in split_budget(settings, pending).items():
+        _set_submodule(model, name, _build(config, name, pending[name], share).to(_device(model)))
+
+
+def _device(model):
+    return next((p.device for p in model.parameters()), "cpu")
+
+
+def _method(name: str, doc: str) -> CompressionMethod:
+    return register_method(
+        CompressionMethod(
+            name=name,
+            make_embedding=_pending,
+            trainer_mixin=BudgetTrainerMixin,
+            prepare_model=build_tables,
+            check_config=BudgetSettings,
+            doc=doc,
+        )
+    )
+
+
+CERP = _method("CERP", "Two pruned meta tables per ID table (CERP); stage 1 prunes to memory_budget, stage 2 retrains the mask.")
+PEP = _method("PEP", "Soft-threshold pruning of the full table (PEP) to memory_budget, then retraining with the mask fixed.")
+QR = _method("QR", "Quotient-remainder trick: two dense tables sized to memory_budget, no pruning.")
+
+BPR_CERP = register_model(compressed_model_class(BPR, CERP))
+LightGCN_CERP = register_model(compressed_model_class(LightGCN, CERP))
+
+__all__ = ["CERP", "PEP", "QR", "BPR_CERP", "LightGCN_CERP", "COMBINES"]

@@ -1,0 +1,285 @@
+"""Two-stage training under a memory budget (CERP, PEP), on top of RecBole's ``Trainer.fit``.
+
+Stage 1 trains with the soft thresholds on (CERP adds its complementarity
+regulariser) until the non-zeros are within ``memory_budget`` or
+``threshold_epochs`` have passed; then every table keeps exactly its share of the
+budget (its largest ``|w| - threshold`` margins) and the mask is fixed. Stage 2
+rewinds every weight to its ORIGINAL initial value and trains again with the mask
+fixed and the thresholds off (ticket-style), to early stop on the validation metric.
+QR tables have nothing to prune: only stage 2 runs.
+
+The pruning pace is explicit: every optimiser step of stage 1 raises each threshold
+logit by ``threshold_pace`` (the authors' Adam weight decay on the thresholds did
+this implicitly, at about the learning rate per step); the loss can push back
+through the thresholds' own gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from recbole.utils import set_color
+
+from recbole_compress.embeddings.base import compressed_modules, embedding_kind
+from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PrunedEmbedding
+from recbole_compress.embeddings.masked import enforce_masks
+from recbole_compress.errors import UserError
+from recbole_compress.trainers.lth import clear_caches, weights_state
+
+
+# -- configuration ----------------------------------------------------------------
+
+def _number(config, key, default, low=None, high=None, kind=float, hint=""):
+    value = config[key]
+    if value is None:
+        return default
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={config[key]} is not a number; {hint or 'see properties/model/CERP.yaml'}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UserError(f"{key}={value} is outside [{low}, {high}]; {hint or 'see properties/model/CERP.yaml'}")
+    return value
+
+
+class BudgetSettings:
+    """``memory_budget`` and the CERP/PEP/QR keys of a config, checked
+    (see properties/model/CERP.yaml)."""
+
+    def __init__(self, config):
+        stated = config["memory_budget"]
+        self.stated = stated
+        try:
+            value = float(stated)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not value > 0 or value == 1 or (value > 1 and value != int(value)):
+            raise UserError(
+                f"memory_budget={stated} is neither a fraction of the dense tables in (0, 1) nor a whole count "
+                "of non-zeros > 1; use e.g. --memory_budget=0.2 or --memory_budget=50000"
+            )
+        self.fraction = value if value < 1 else None
+        self.count = int(value) if value > 1 else None
+        self.combine = str(config["meta_combine"] or "sum")
+        if self.combine not in COMBINES:
+            raise UserError(f"meta_combine={self.combine} is not one of {', '.join(COMBINES)}")
+        buckets = config["meta_buckets"]
+        self.buckets = None if buckets is None else _number(config, "meta_buckets", None, 1, None, int, "use b >= sqrt(rows) or leave it empty")
+        self.density = _number(config, "meta_density", 0.5, 1e-6, 1.0)
+        self.threshold_init = _number(config, "threshold_init", -6.0)
+        self.pace = _number(config, "threshold_pace", 0.01, 0.0, None)
+        self.threshold_epochs = _number(config, "threshold_epochs", 50, 1, None, int)
+        self.reg_weight = _number(config, "cerp_reg_weight", 1.0, 0.0, None)
+        self.reg_decay = _number(config, "cerp_reg_decay", 0.5, 0.0, 1.0)
+        self.reg_eta = _number(config, "cerp_reg_eta", 100.0, 0.0, None)
+
+    def total(self, dense: int) -> int:
+        """The budget in non-zeros, for compressed tables of ``dense`` elements."""
+        return self.count if self.count is not None else int(round(self.fraction * dense))
+
+
+# -- the regulariser ------------------------------------------------------------------
+
+def batch_ids(model, module, interaction) -> torch.Tensor | None:
+    """Ids of the batch's entities that ``module`` holds: users for a user table;
+    positive, negative and sequence items for an item table."""
+    fields = []
+    if module.num_embeddings == getattr(model, "n_users", -1):
+        fields = [getattr(model, "USER_ID", None)]
+    elif module.num_embeddings >= getattr(model, "n_items", 1 << 62):
+        fields = [getattr(model, attr, None) for attr in ("ITEM_ID", "NEG_ITEM_ID", "ITEM_SEQ")]
+    present = [interaction[f].flatten() for f in fields if f is not None and f in interaction.interaction]
+    return torch.cat(present).unique() if present else None
+
+
+def complementarity(model, interaction, eta: float) -> torch.Tensor:
+    """CERP's regulariser: ``- sum over batch entities and dims of tanh(eta * e)^2``
+    on the combined pruned embeddings, which pushes P and Q to keep complementary
+    elements (a combined element that is zero is lost to the entity)."""
+    total = None
+    for _, module in compressed_modules(model):
+        if not isinstance(module, CERPEmbedding) or module.fixed:
+            continue
+        ids = batch_ids(model, module, interaction)
+        if ids is None:
+            continue
+        term = -torch.tanh(eta * module(ids)).pow(2).sum()
+        total = term if total is None else total + term
+    return total
+
+
+class _BudgetReached(Exception):
+    """Ends stage 1's ``Trainer.fit`` loop after the epoch that met the budget."""
+
+
+# -- the trainer mixin ---------------------------------------------------------------------
+
+class BudgetTrainerMixin:
+    """Stage 1 (prune to the budget) and stage 2 (retrain the fixed mask from the
+    initial values), each a call of RecBole's ``Trainer.fit``."""
+
+    _stage = 2  # the optimiser built by Trainer.__init__ runs before our __init__ body
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.budget_settings = BudgetSettings(config)
+        self.stage1_epochs = 0
+        self.stage1_nonzeros = None
+        self.budget_met_by_thresholds = None
+
+    def _pruned(self) -> list[tuple[str, PrunedEmbedding]]:
+        return [(n, m) for n, m in compressed_modules(self.model) if isinstance(m, PrunedEmbedding)]
+
+    def _tables(self) -> list[tuple[str, object]]:
+        return [(n, m) for n, m in compressed_modules(self.model) if hasattr(m, "budget")]
+
+    def _nonzeros(self) -> tuple[int, int]:
+        tables = self._tables()
+        return sum(m.parameter_count() for _, m in tables), sum(m.budget for _, m in tables)
+
+    # -- optimiser: thresholds in their own group, the pace after every step ----------
+    def _build_optimizer(self, **kwargs):
+        if "params" not in kwargs:
+            thresholds = [p for _, m in self._pruned() for p in m.thresholds()]
+            skip = {id(p) for p in thresholds}
+            groups = [{"params": [p for p in self.model.parameters() if id(p) not in skip and p.requires_grad]}]
+            live = [p for p in thresholds if p.requires_grad]
+            if live:  # no weight decay on thresholds: the pace is threshold_pace, not a side effect
+                groups.append({"params": live, "weight_decay": 0.0})
+            kwargs["params"] = groups
+        optimizer = super()._build_optimizer(**kwargs)
+        optimizer.register_step_post_hook(lambda opt, *_: self._after_step(opt))
+        return optimizer
+
+    @torch.no_grad()
+    def _after_step(self, optimizer) -> None:
+        enforce_masks(self.model, optimizer)  # fixed masks (stage 2) and unused meta rows stay zero
+        if self._stage == 1:
+            for _, module in self._pruned():
+                for threshold in module.thresholds():
+                    threshold.add_(self.budget_settings.pace)
+
+    # -- the epoch: regulariser in stage 1, stop at the budget ------------------------------
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if self._stage == 1 and loss_func is None:
+            loss_func = self._stage1_loss(epoch_idx)
+        result = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        if self._stage == 1:
+            self.stage1_epochs = epoch_idx + 1
+            nonzero, budget = self._nonzeros()
+            self.logger.info(
+                set_color(f"[{self._name}] stage 1", "yellow")
+                + f" epoch {epoch_idx}: non-zeros {nonzero} / budget {budget}, loss {_loss_text(result)}"
+            )
+            if nonzero <= budget:
+                raise _BudgetReached
+        return result
+
+    def _stage1_loss(self, epoch_idx):
+        s = self.budget_settings
+        gamma = s.reg_weight * s.reg_decay**epoch_idx  # halves every epoch (paper)
+        model = self.model
+        if gamma == 0 or not any(isinstance(m, CERPEmbedding) for _, m in self._pruned()):
+            return None
+
+        def loss_func(interaction):
+            losses = model.calculate_loss(interaction)
+            reg = complementarity(model, interaction, s.reg_eta)
+            if reg is None:
+                return losses
+            return (*losses, gamma * reg) if isinstance(losses, tuple) else (losses, gamma * reg)
+
+        return loss_func
+
+    @property
+    def _name(self) -> str:
+        method = getattr(type(self.model), "compression_method", None)
+        return method.name if method is not None else "budget"
+
+    # -- the two stages ----------------------------------------------------------------------
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        pruned = self._pruned()
+        if pruned and not all(m.fixed for _, m in pruned):
+            initial = weights_state(self.model)  # stage 2 starts from these (masks excluded)
+            self._stage1(train_data, verbose, show_progress)
+            self._fix_masks()
+            self.model.load_state_dict(initial, strict=False)
+            enforce_masks(self.model)
+            clear_caches(self.model)
+        self._stage = 2
+        self.epochs = int(self.config["epochs"])
+        self._reset(train_data)
+        first = self.epochs_run
+        score, result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        nonzero, budget = self._nonzeros()
+        self.logger.info(
+            set_color(f"[{self._name}] stage 2", "yellow")
+            + f": {self.epochs_run - first} epochs, non-zeros {nonzero} / budget {budget} "
+            f"({nonzero / max(budget, 1):.4f}), best valid {self.valid_metric} {float(score):.4f}"
+        )
+        return score, result
+
+    def _stage1(self, train_data, verbose, show_progress) -> None:
+        self._stage = 1
+        self.epochs = self.budget_settings.threshold_epochs
+        self._reset(train_data)
+        try:
+            super().fit(train_data, None, verbose=verbose, saved=False, show_progress=show_progress)
+        except _BudgetReached:
+            pass
+        self.stage1_nonzeros, budget = self._nonzeros()
+        self.budget_met_by_thresholds = self.stage1_nonzeros <= budget
+
+    @torch.no_grad()
+    def _fix_masks(self) -> None:
+        for _, module in self._pruned():
+            module.fix_mask(module.budget)
+        nonzero, budget = self._nonzeros()
+        how = "thresholds reached it" if self.budget_met_by_thresholds else "not reached by the thresholds"
+        self.logger.info(
+            set_color(f"[{self._name}] stage 1", "yellow")
+            + f": {self.stage1_epochs} epochs, non-zeros {self.stage1_nonzeros} / budget {budget} ({how}); "
+            f"mask fixed at the {nonzero} largest margins |w| - threshold"
+        )
+
+    def _reset(self, train_data) -> None:
+        """A fresh optimiser and early-stopping state for a stage."""
+        self.optimizer = self._build_optimizer()
+        self.start_epoch, self.cur_step = 0, 0
+        self.best_valid_score = -np.inf if self.valid_metric_bigger else np.inf
+        self.best_valid_result, self.train_loss_dict = None, {}
+
+    def extra_summary(self) -> dict:
+        tables = {}
+        for name, module in self._tables():
+            tables[name] = {
+                "kind": embedding_kind(module),
+                "budget": module.budget,
+                "nonzero": module.parameter_count(),
+                "dense_parameters": module.dense_parameter_count(),
+                "bytes": module.export_bytes(),
+                "dense_bytes": module.dense_bytes(),
+                "buckets": getattr(module, "buckets", None),
+            }
+        nonzero, budget = self._nonzeros()
+        return {
+            "budget": {
+                "method": self._name,
+                "memory_budget": self.budget_settings.stated,
+                "budget": budget,
+                "nonzero": nonzero,
+                "budget_fraction_used": round(nonzero / max(budget, 1), 6),
+                "bytes": sum(t["bytes"] for t in tables.values()),
+                "dense_bytes": sum(t["dense_bytes"] for t in tables.values()),
+                "stage1_epochs": self.stage1_epochs,
+                "stage1_nonzeros": self.stage1_nonzeros,
+                "budget_met_by_thresholds": self.budget_met_by_thresholds,
+                "tables": tables,
+            }
+        }
+
+
+def _loss_text(loss) -> str:
+    if isinstance(loss, tuple):
+        return "(" + ", ".join(f"{x:.4f}" for x in loss) + ")"
+    return f"{float(loss):.4f}"
