@@ -40,7 +40,7 @@ config: {epochs: 2}
     assert spec.fixed == {"epochs": 2}
 
 
-@pytest.mark.parametrize("path", ["properties/tune/lth.yaml", "properties/tune/jpq.yaml"])
+@pytest.mark.parametrize("path", ["properties/tune/lth.yaml", "properties/tune/jpq.yaml", "properties/tune/cerp.yaml"])
 def test_shipped_search_files_load(path):
     assert load_search_file(REPO / path).space
 
