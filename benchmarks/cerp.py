@@ -26,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import config_overrides, ensure_dataset  # benchmarks/common.py
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-FORMATS = {"tiktok": "lightgcn", "yelp2018": "lightgcn", "lastfm": "lastfm"}
 METHODS = ("CERP", "PEP", "QR", "magnitude")
 
 
@@ -41,23 +41,7 @@ def parse():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/cerp-<dataset>)")
     args, extra = parser.parse_known_args()
-    overrides = {}
-    for item in extra:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"unrecognised argument {item!r}; config keys go as --key=value")
-        key, value = item[2:].split("=", 1)
-        overrides[key] = value
-    return args, overrides
-
-
-def ensure_dataset(name: str, data_path: Path) -> None:
-    if name == "ml-100k" or (data_path / name).is_dir():
-        return
-    from recbole_compress.data import convert_dataset
-
-    if name not in FORMATS:
-        raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
-    convert_dataset(FORMATS[name], SHARED / name, data_path / name)
+    return args, config_overrides(parser, extra)
 
 
 def run(model, dataset, settings) -> dict:
@@ -103,7 +87,7 @@ def main():
     from recbole_compress import UserError
 
     settings = {"data_path": str(data_path), "show_progress": False, "metrics": ["Recall", "NDCG"], "topk": [20],
-                "valid_metric": "ndcg@20", **_typed(overrides)}
+                "valid_metric": "ndcg@20", **overrides}
     backbone = args.backbone
     header = ("| method | sparsity | test NDCG@20 | test Recall@20 | NDCG / dense | params (table non-zeros) | bytes "
               "| epochs | epoch-time ratio |")
@@ -147,13 +131,6 @@ def main():
     (out / "summaries.json").write_text(json.dumps(summaries, indent=2, default=str))
     print("\n" + text)
     print(f"report: {out / 'report.md'}")
-
-
-def _typed(overrides):
-    """--key=value strings -> Python values, as RecBole's command line does."""
-    import yaml
-
-    return {k: yaml.safe_load(v) for k, v in overrides.items()}
 
 
 if __name__ == "__main__":

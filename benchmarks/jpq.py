@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import config_overrides, ensure_dataset  # benchmarks/common.py
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-FORMATS = {"beauty": "s3rec", "scientific": "unisrec"}
 
 
 def parse():
@@ -38,13 +38,7 @@ def parse():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/jpq-<dataset>)")
     args, extra = parser.parse_known_args()
-    overrides = {}
-    for item in extra:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"unrecognised argument {item!r}; config keys go as --key=value")
-        key, value = item[2:].split("=", 1)
-        overrides[key] = value
-    return args, overrides
+    return args, config_overrides(parser, extra)
 
 
 def per_model(spec: str, model: str, what: str) -> str:
@@ -55,16 +49,6 @@ def per_model(spec: str, model: str, what: str) -> str:
     if model not in table:
         raise SystemExit(f"error: --{what}={spec} gives no value for {model}")
     return table[model]
-
-
-def ensure_dataset(name: str, data_path: Path) -> None:
-    if name == "ml-100k" or (data_path / name).is_dir():
-        return
-    from recbole_compress.data import convert_dataset
-
-    if name not in FORMATS:
-        raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
-    convert_dataset(FORMATS[name], SHARED / name, data_path / name)
 
 
 def table_bytes(summary: dict, table: str = "item_embedding") -> int:
@@ -102,7 +86,7 @@ def main():
 
     import recbole_compress  # noqa: F401
 
-    settings = {"data_path": str(data_path), "show_progress": False, **_typed(overrides)}
+    settings = {"data_path": str(data_path), "show_progress": False, **overrides}
     lines = [f"# RecJPQ vs dense on {args.dataset}", "", f"settings: `{json.dumps(settings)}`, epochs: `{args.epochs}`, code lengths: `{args.code_lengths}`", ""]
     header = (
         "| backbone | model | epochs | valid NDCG@10 | test NDCG@10 | test HR@10 | item table bytes | dense / this table "
@@ -140,13 +124,6 @@ def main():
     (out / "summaries.json").write_text(json.dumps(summaries, indent=2, default=str))
     print("\n" + text)
     print(f"report: {out / 'report.md'}")
-
-
-def _typed(overrides):
-    """--key=value strings -> Python values, as RecBole's command line does."""
-    import yaml
-
-    return {k: yaml.safe_load(v) for k, v in overrides.items()}
 
 
 if __name__ == "__main__":

@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import config_overrides, ensure_dataset  # benchmarks/common.py
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-# how each shared dataset converts (format for `python -m recbole_compress.data convert`)
-FORMATS = {"tiktok": "lightgcn", "yelp2018": "lightgcn", "lastfm": "lastfm"}
 
 
 def parse():
@@ -32,23 +31,7 @@ def parse():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/lth-<dataset>)")
     args, extra = parser.parse_known_args()
-    overrides = {}
-    for item in extra:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"unrecognised argument {item!r}; config keys go as --key=value")
-        key, value = item[2:].split("=", 1)
-        overrides[key] = value
-    return args, overrides
-
-
-def ensure_dataset(name: str, data_path: Path) -> None:
-    if name == "ml-100k" or (data_path / name).is_dir():
-        return
-    from recbole_compress.data import convert_dataset
-
-    if name not in FORMATS:
-        raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
-    convert_dataset(FORMATS[name], SHARED / name, data_path / name)
+    return args, config_overrides(parser, extra)
 
 
 def run(model, dataset, settings):
@@ -83,7 +66,7 @@ def main():
     import recbole_compress  # noqa: F401
 
     settings = {"data_path": str(data_path), "show_progress": False, "metrics": ["Recall", "NDCG"], "topk": [20],
-                "valid_metric": "recall@20", **_typed(overrides)}
+                "valid_metric": "recall@20", **overrides}
     lines = [f"# Lottery tickets vs dense on {args.dataset}", "", f"settings: `{json.dumps(settings)}`", ""]
     comparison = ["| model | dense test recall@20 | dense test ndcg@20 | ticket remaining | ticket valid recall@20 "
                   "| ticket test recall@20 | ticket test ndcg@20 | ticket bytes / dense bytes | sparsest round with test >= dense "
@@ -122,13 +105,6 @@ def main():
     (out / "report.md").write_text(text)
     print("\n".join(comparison))
     print(f"\nreport: {out / 'report.md'}; plots: {out}/*_LTH/tickets.png")
-
-
-def _typed(overrides):
-    """--key=value strings -> Python values, as RecBole's command line does."""
-    import yaml
-
-    return {k: yaml.safe_load(v) for k, v in overrides.items()}
 
 
 if __name__ == "__main__":
