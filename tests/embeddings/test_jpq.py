@@ -1,8 +1,6 @@
 """RecJPQ's embedding: code assignment on real training data (ml-100k), lookups,
 PQTopK scoring against the materialised table, export, bad input."""
 
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -11,33 +9,16 @@ from torch import nn
 from recbole_compress import UserError
 from recbole_compress.embeddings.jpq import JPQEmbedding, choose_scoring_path
 from recbole_compress.embeddings.jpq_codes import assign_codes, quantile_codes, svd_max_code_length, training_matrix
+from tests.conftest import load_splits
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and on a loaded 2-core machine more
-    threads only spin against each other (minutes instead of seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def splits():
     """ml-100k as RecBole splits it for a sequential model (leave-one-out by time)."""
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_compress import Config
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys, "argv", ["pytest"])
-        config = Config(model="SASRec_JPQ", dataset="ml-100k", config_dict={"state": "WARNING", "show_progress": False})
-        init_seed(config["seed"], config["reproducibility"])
-        dataset = create_dataset(config)
-        train, valid, test = data_preparation(config, dataset)
-    return dataset, train._dataset, valid._dataset, test._dataset
+    full, train, valid, test = load_splits("SASRec_JPQ", {"state": "WARNING", "show_progress": False}, with_dataset=True)
+    return full, train._dataset, valid._dataset, test._dataset
 
 
 def _pairs(ds):

@@ -8,7 +8,7 @@ import torch
 from recbole_compress import UserError, run_recbole_compress
 from recbole_compress.embeddings.cerp import CERPEmbedding, PEPEmbedding, QREmbedding
 from recbole_compress.export import export_model, import_model
-from tests.conftest import TINY
+from tests.conftest import TINY, load_splits
 
 # ml-100k: 943 users, 1682 items; d=16 keeps every step tiny. Thresholds rise fast
 # enough (pace 0.2 per step, about 40 steps per epoch) to cross the budget in stage 1.
@@ -17,29 +17,13 @@ SMALL = {**TINY, "embedding_size": 16, "n_layers": 1, "train_batch_size": 2048, 
 DENSE = (943 + 1682) * 16  # user + item tables, [PAD] rows excluded
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data():
     """The general-model split, loaded once."""
-    import sys
-
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_compress import Config
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys, "argv", ["pytest"])
-        config = Config(model="BPR_CERP", dataset="ml-100k", config_dict=dict(SMALL))
-        init_seed(config["seed"], config["reproducibility"])
-        return data_preparation(config, create_dataset(config))
+    return load_splits("BPR_CERP", SMALL)
 
 
 def _build(model_name, data, extra=None, tmp_path=None):

@@ -8,7 +8,7 @@ import torch
 from recbole_compress import UserError, run_recbole_compress
 from recbole_compress.embeddings.jpq import JPQEmbedding
 from recbole_compress.export import export_model, import_model, load_artifact
-from tests.conftest import TINY
+from tests.conftest import TINY, load_splits
 
 # ml-100k's users with 20..40 interactions (305 users, 868 items, ~8k interactions): a real
 # leave-one-out split that trains an epoch in about a second
@@ -17,31 +17,13 @@ SMALL = {**TINY, "n_layers": 1, "n_heads": 2, "hidden_size": 16, "inner_size": 3
 MODELS = ["SASRec_JPQ", "BERT4Rec_JPQ", "GRU4Rec_JPQ"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and on a loaded 2-core machine more
-    threads only spin against each other (minutes instead of seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data():
     """The split, loaded once (every model here reads the same sequential dataset)."""
-    import sys
-
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_compress import Config
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys, "argv", ["pytest"])
-        config = Config(model="SASRec_JPQ", dataset="ml-100k", config_dict=dict(SMALL))
-        init_seed(config["seed"], config["reproducibility"])  # the split is random: same seed, same split
-        return data_preparation(config, create_dataset(config))
+    return load_splits("SASRec_JPQ", SMALL)
 
 
 def _build(model_name, data, extra=None):
