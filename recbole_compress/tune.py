@@ -249,7 +249,9 @@ def run_search(
         )
     grid = tuner.fit()
     wall = time.time() - started
-    rows = _rows(grid, [d.key for d in spec.space], metric, exp_dir)
+    # ASHA stops a trial only once it has reported grace_period times; FIFO never does
+    min_reports_to_stop = settings.grace_period if settings.scheduler == "asha" else None
+    rows = _rows(grid, [d.key for d in spec.space], metric, exp_dir, min_reports_to_stop)
     return _write_results(exp_dir, rows, model, dataset, metric, bigger, settings, config_files, base, wall, spec)
 
 
@@ -329,7 +331,7 @@ def _saved_statuses(exp_dir: Path) -> dict:
         return {}
 
 
-def _rows(grid, keys: list[str], metric: str, exp_dir: Path) -> list[dict]:
+def _rows(grid, keys: list[str], metric: str, exp_dir: Path, min_reports_to_stop: int | None = None) -> list[dict]:
     saved = _saved_statuses(exp_dir)
     rows = []
     for result in grid:
@@ -337,12 +339,16 @@ def _rows(grid, keys: list[str], metric: str, exp_dir: Path) -> list[dict]:
         folder = Path(result.path).name  # run_trial_<id>_<n>_<params>_<date>
         trial_id = last.get("trial_id") or next((t for t in saved if f"_{t}_" in folder), folder)
         history = result.metrics_dataframe
+        reports = 0 if history is None else len(history)
+        scheduler_could_stop = min_reports_to_stop is not None and reports >= min_reports_to_stop
         if result.error is not None:
             status = "errored"
         elif last.get("final"):
             status = "finished"
-        elif saved.get(trial_id, "TERMINATED") not in ("TERMINATED", "ERROR"):
-            status = "unfinished"  # cut off by an interruption: --resume runs it
+        elif saved.get(trial_id, "TERMINATED") not in ("TERMINATED", "ERROR") or (last and not scheduler_could_stop):
+            # cut off by an interruption (Ray's saved state can lag behind it; a trial
+            # the scheduler could not have stopped was cut off too): --resume runs it
+            status = "unfinished"
         elif last:
             status = "stopped early"  # by the scheduler
         else:
@@ -357,7 +363,7 @@ def _rows(grid, keys: list[str], metric: str, exp_dir: Path) -> list[dict]:
             SIZE_KEY: last.get(SIZE_KEY) if status == "finished" else None,
             "dense_model_bytes": last.get("dense_model_bytes"),
             "nonzero_parameters": last.get("nonzero_parameters"),
-            "reports": 0 if history is None else len(history),
+            "reports": reports,
             "trial_wall_time_s": last.get("trial_wall_time_s"),
             "output_dir": last.get("output_dir"),
             "error": _one_line(result.error),
