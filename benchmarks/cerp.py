@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-from common import config_overrides, ensure_dataset  # benchmarks/common.py
+from common import config_overrides, prepare_run, write_report  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("CERP", "PEP", "QR", "magnitude")
@@ -69,20 +67,11 @@ def row(summary: dict, method: str) -> dict:
 
 def main():
     args, overrides = parse()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv: hand them over explicitly
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise SystemExit(f"error: unknown methods {sorted(unknown)}; choose from {','.join(METHODS)}")
-    out = Path(args.out or REPO / "benchmarks" / "out" / f"cerp-{args.dataset}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    data_path = (REPO / "dataset").resolve()
-    ensure_dataset(args.dataset, data_path)
-    os.chdir(out)  # RecBole's log/ and saved/ land here
+    out, data_path = prepare_run(args, "cerp")
 
     from recbole_compress import UserError
 
@@ -127,10 +116,7 @@ def main():
             summaries[tag] = summary
             add(method, sparsity, row(summary, method), dense)
     text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
-    (out / "summaries.json").write_text(json.dumps(summaries, indent=2, default=str))
-    print("\n" + text)
-    print(f"report: {out / 'report.md'}")
+    write_report(out, text, summaries)
 
 
 if __name__ == "__main__":

@@ -41,3 +41,35 @@ def ensure_dataset(name: str, data_path: Path) -> None:
     if name not in FORMATS:
         raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
     convert_dataset(FORMATS[name], SHARED / name, data_path / name)
+
+
+def prepare_run(args, kind: str) -> tuple[Path, Path]:
+    """Shared start of a benchmark: clear sys.argv (RecBole's Config reads --key=value
+    from it; overrides are handed over explicitly), set torch threads, make the output
+    folder ``benchmarks/out/<kind>-<dataset>`` (or ``--out``), convert the dataset if
+    needed and move there (RecBole's log/ and saved/ land in the working directory).
+    Returns (output folder, data_path)."""
+    import os
+    import sys
+
+    sys.argv = sys.argv[:1]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or REPO / "benchmarks" / "out" / f"{kind}-{args.dataset}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = (REPO / "dataset").resolve()
+    ensure_dataset(args.dataset, data_path)
+    os.chdir(out)
+    return out, data_path
+
+
+def write_report(out: Path, text: str, summaries: dict) -> None:
+    """``report.md`` and ``summaries.json`` in ``out``, and the report on stdout."""
+    import json
+
+    (out / "report.md").write_text(text)
+    (out / "summaries.json").write_text(json.dumps(summaries, indent=2, default=str))
+    print("\n" + text)
+    print(f"report: {out / 'report.md'}")

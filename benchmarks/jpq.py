@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-from common import config_overrides, ensure_dataset  # benchmarks/common.py
+from common import config_overrides, prepare_run, write_report  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,16 +71,7 @@ def run(model, dataset, settings):
 
 def main():
     args, overrides = parse()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv: hand them over explicitly
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    out = Path(args.out or REPO / "benchmarks" / "out" / f"jpq-{args.dataset}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    data_path = (REPO / "dataset").resolve()
-    ensure_dataset(args.dataset, data_path)
-    os.chdir(out)  # RecBole's log/ and saved/ land here
+    out, data_path = prepare_run(args, "jpq")
 
     import recbole_compress  # noqa: F401
 
@@ -120,10 +109,7 @@ def main():
         for b, by_name in summaries.items() for name, s in by_name.items() if name != b
     )]
     text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
-    (out / "summaries.json").write_text(json.dumps(summaries, indent=2, default=str))
-    print("\n" + text)
-    print(f"report: {out / 'report.md'}")
+    write_report(out, text, summaries)
 
 
 if __name__ == "__main__":

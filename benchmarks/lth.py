@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-from common import config_overrides, ensure_dataset  # benchmarks/common.py
+from common import config_overrides, prepare_run  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,16 +48,7 @@ def fmt(x, digits=4):
 
 def main():
     args, overrides = parse()
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv: hand them over explicitly
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    out = Path(args.out or REPO / "benchmarks" / "out" / f"lth-{args.dataset}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    data_path = (REPO / "dataset").resolve()
-    ensure_dataset(args.dataset, data_path)
-    os.chdir(out)  # RecBole's log/ and saved/ land here
+    out, data_path = prepare_run(args, "lth")
 
     from recbole.config import Config as _  # noqa: F401  (import cost before timing)
 
