@@ -2,7 +2,8 @@
 
 Priority (lowest first), as in RecBole: RecBole's overall/model/dataset yamls and
 quick-start yamls -> our ``overall.yaml`` -> for a generated ``<Base>_<METHOD>``
-model, the base model's RecBole yaml and our yaml for METHOD -> our yaml for the
+model, the base model's RecBole yaml and our yaml for METHOD (for every METHOD of a
+composition, the inner one first) -> our yaml for the
 model -> our yaml for the dataset -> config files -> config dict -> command line.
 """
 
@@ -54,8 +55,7 @@ class Config(RecBoleConfig):
         files = [ours / "overall.yaml"]
         if base is not None:
             files.append(ours / "model" / f"{base}.yaml")
-        method = getattr(model_class, "compression_method", None)
-        if method is not None:
+        for method in getattr(model_class, "compression_chain", ()):  # inner method first: outer wins
             files.append(ours / "model" / f"{method.name}.yaml")
         files.append(ours / "model" / f"{model}.yaml")
         for file in files:

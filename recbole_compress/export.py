@@ -19,7 +19,7 @@ from recbole_compress.embeddings.base import (
     compressed_modules,
     embedding_kind,
 )
-from recbole_compress.embeddings.masked import TensorMask, decode_masked, encode_masked
+from recbole_compress.embeddings.masked import TensorMask, add_mask, decode_masked, encode_masked
 from recbole_compress.errors import UserError
 from recbole_compress.utils import atomic_torch_save
 
@@ -52,9 +52,12 @@ def export_model(model: nn.Module) -> dict:
     masked = _masked_outside(model, compressed)
     skip = {k for m, t in masked.values() for k in _state_keys_of(m, t)}
     tensors: dict[str, Tensor] = {}
+    masked_in_tables = []
     for name, module in compressed.items():
-        for key, value in module.export().items():
+        exported, pruned = export_table(module)
+        for key, value in exported.items():
             tensors[f"{name}::{key}"] = value.detach().cpu()
+        masked_in_tables += [f"{name}::{key}" for key in pruned]
     state = model.state_dict()
     for name, (module_name, tensor_name) in masked.items():
         original, mask = (state[k] for k in _state_keys_of(module_name, tensor_name))
@@ -68,7 +71,46 @@ def export_model(model: nn.Module) -> dict:
         "tensors": tensors,
         "modules": {n: embedding_kind(m) for n, m in compressed.items()},
         "masked": sorted(masked),
+        "masked_in_tables": masked_in_tables,
     }
+
+
+def _own_masks(module: nn.Module) -> dict[str, TensorMask]:
+    """Masks a composition put on a compressed table's own tensors (e.g. a lottery
+    ticket over the quotient-remainder tables): tensor name -> mask."""
+    if getattr(module, "masks_own_tensors", False) or not parametrize.is_parametrized(module):
+        return {}  # a pruning method's own masks: its export and counts handle them
+    return {
+        name: p for name, plist in module.parametrizations.items() for p in plist if isinstance(p, TensorMask)
+    }
+
+
+def export_table(module) -> tuple[dict[str, Tensor], list[str]]:
+    """A compressed table's artifact; tensors that a composition masked are stored as
+    their non-zeros (``<key>.values``, bitmap or CSR). Returns (tensors, masked keys)."""
+    exported = module.export()
+    masks = _own_masks(module)
+    pruned = [key for key in exported if key in masks]
+    for key in pruned:
+        original = getattr(module.parametrizations, key).original.detach()
+        mask = masks[key].mask
+        exported.pop(key)
+        flat_values, flat_mask = original.reshape(original.shape[0], -1), mask.reshape(mask.shape[0], -1)
+        for part, value in encode_masked(flat_values, flat_mask).items():
+            exported[f"{key}.{part}"] = value
+        exported[f"{key}.full_shape"] = torch.tensor(list(original.shape), dtype=torch.int64)
+    return exported, pruned
+
+
+def table_parameter_count(module) -> int:
+    """Numbers a deployed table keeps: its own count, less what a composition pruned."""
+    pruned = sum(int(m.mask.numel() - m.mask.sum()) for m in _own_masks(module).values())
+    return module.parameter_count() - pruned
+
+
+def table_bytes(model: nn.Module) -> dict[str, int]:
+    """Exported bytes of every compressed table (what a memory budget counts)."""
+    return {name: artifact_bytes(export_table(module)[0]) for name, module in compressed_modules(model)}
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -86,7 +128,18 @@ def import_model(model: nn.Module, artifact: dict) -> nn.Module:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     for name, class_name in artifact["modules"].items():
-        _set_submodule(model, name, EMBEDDING_CLASSES[class_name].from_export(own(name)))
+        parts = own(name)
+        pruned = [k.split("::", 1)[1] for k in artifact.get("masked_in_tables", []) if k.startswith(f"{name}::")]
+        masks = {}
+        for key in pruned:  # a composition's masked tensor: decode it, mask it again below
+            encoded = {k[len(key) + 1:]: parts.pop(k) for k in list(parts) if k.startswith(f"{key}.")}
+            dense, mask = decode_masked(encoded)
+            shape = torch.Size(encoded["full_shape"].tolist())
+            parts[key], masks[key] = dense.reshape(shape), mask.reshape(shape)
+        module = EMBEDDING_CLASSES[class_name].from_export(parts)
+        for key, mask in masks.items():
+            add_mask(module, key).mask.copy_(mask)
+        _set_submodule(model, name, module)
     state = {k: v for k, v in tensors.items() if "::" not in k}
     masked = _masked_outside(model, artifact["modules"])
     for name in artifact.get("masked", []):
@@ -127,7 +180,7 @@ def model_accounting(model: nn.Module) -> dict[str, int]:
     masked = _masked_outside(model, compressed)
     mask_state = {_state_keys_of(m, t)[1] for m, t in masked.values()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    nonzero = sum(m.parameter_count() for m in compressed.values())
+    nonzero = sum(table_parameter_count(m) for m in compressed.values())
     dense_params = sum(m.dense_parameter_count() for m in compressed.values())
     dense_bytes = sum(m.dense_bytes() for m in compressed.values())
     for key, value in model.state_dict().items():

@@ -39,9 +39,9 @@ def load_data(config):
 
 def build_config(model=None, dataset=None, config_file_list=None, config_dict=None) -> Config:
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    method = getattr(config.model_class, "compression_method", None)
-    if method is not None and method.check_config is not None:
-        method.check_config(config)  # bad settings fail before data loading
+    for method in getattr(config.model_class, "compression_chain", ()):
+        if method.check_config is not None:
+            method.check_config(config)  # bad settings fail before data loading
     out = run_dir(config)
     config["output_dir"] = str(out)
     config["checkpoint_dir"] = str(out)

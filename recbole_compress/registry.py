@@ -35,6 +35,7 @@ class CompressionMethod:
     trainer_mixin: type | None = None
     prepare_model: Callable | None = None  # (model, config) -> None, after the tables are swapped
     check_config: Callable | None = None  # (config) -> None; raises UserError before any data is loaded
+    composes: bool = False  # make_embedding also accepts a table another method compressed
     doc: str = ""
 
 
@@ -76,7 +77,8 @@ def _generated_model(name: str) -> type | None:
     base_name, sep, method_name = name.rpartition("_")
     if not sep or method_name not in _METHODS:
         return None
-    base = _MODELS.get(base_name) or _recbole_model(base_name)
+    # the base may itself be generated: <Base>_<M1>_<M2> composes M2 on top of M1
+    base = _MODELS.get(base_name) or _recbole_model(base_name) or _generated_model(base_name)
     if base is None:
         return None
     if name not in _GENERATED:
@@ -94,7 +96,7 @@ def get_model(model_name: str) -> type:
         methods = ", ".join(sorted(_METHODS)) or "none"
         raise UserError(
             f"unknown model '{model_name}': not a recbole_compress model ({', '.join(sorted(_MODELS))}), "
-            f"not a RecBole model, and not <RecBoleModel>_<METHOD> with METHOD in [{methods}]; "
+            f"not a RecBole model, and not <RecBoleModel>_<METHOD>[_<METHOD>] with METHOD in [{methods}]; "
             "check the spelling (names are case-sensitive, e.g. LightGCN_LTH)"
         )
     return model

@@ -169,9 +169,9 @@ def _check_base(model, dataset, config_files, base):
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    method = getattr(config.model_class, "compression_method", None)
-    if method is not None and method.check_config is not None:
-        method.check_config(config)
+    for method in getattr(config.model_class, "compression_chain", ()):
+        if method.check_config is not None:
+            method.check_config(config)
     check_dataset(config)
     return config
 

@@ -27,6 +27,10 @@ class CompressedEmbedding(nn.Module):
     parameter and byte accounting.
     """
 
+    # True for methods whose own masks are part of their storage (tickets, CERP, PEP);
+    # masks a composition adds to another method's tensors are handled by export.py
+    masks_own_tensors = False
+
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = 0):
         super().__init__()
         self.num_embeddings = int(num_embeddings)
@@ -98,7 +102,10 @@ def id_tables(model: nn.Module, dataset=None) -> list[str]:
             sizes.add(int(getattr(model, attr)))
     names = []
     for name, module in model.named_modules():
-        if isinstance(module, nn.Embedding) and module.num_embeddings in sizes:
+        if any(name.startswith(n + ".") for n in names):
+            continue
+        # a table another method already compressed counts too (compositions)
+        if isinstance(module, (nn.Embedding, CompressedEmbedding)) and module.num_embeddings in sizes:
             names.append(name)
     return names
 
@@ -113,11 +120,14 @@ def compress(
     model: nn.Module,
     make_embedding: Callable[[nn.Embedding, str], CompressedEmbedding],
     tables: list[str] | None = None,
+    composes: str | None = None,
 ) -> list[str]:
     """Replace ``tables`` (default: the user/item ID tables) of ``model`` in place.
 
     ``make_embedding(dense_table, name)`` builds the compressed module, usually
-    initialised from the dense table's values. Returns the names replaced.
+    initialised from the dense table's values. A table that is already compressed
+    is passed on only when the method composes (``composes`` names it); otherwise
+    that is an error. Returns the names replaced.
     """
     names = tables if tables else id_tables(model)
     if not names:
@@ -130,7 +140,12 @@ def compress(
             dense = model.get_submodule(name)
         except AttributeError:
             raise UserError(f"compress_tables names '{name}', which {type(model).__name__} does not have") from None
-        if not isinstance(dense, nn.Embedding):
+        if isinstance(dense, CompressedEmbedding) and composes is None:
+            raise UserError(
+                f"'{name}' is already a {type(dense).__name__}; only a method that composes (LTH) can compress it "
+                "again: put it last, e.g. LightGCN_QR_LTH"
+            )
+        if not isinstance(dense, (nn.Embedding, CompressedEmbedding)):
             raise UserError(f"compress_tables names '{name}', which is a {type(dense).__name__}, not an nn.Embedding")
         _set_submodule(model, name, make_embedding(dense, name))
     return names

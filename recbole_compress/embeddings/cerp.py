@@ -78,6 +78,8 @@ class PrunedEmbedding(CompressedEmbedding):
     then kept by a fixed mask (stage 2). Subclasses say which tables (``parts``)
     there are and how an entity's row is assembled from them."""
 
+    masks_own_tensors = True
+
     parts: tuple[str, ...] = ()
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=0, threshold_init=-6.0):

@@ -145,6 +145,8 @@ def _unpack_bits(packed: Tensor, count: int) -> Tensor:
 class MaskedEmbedding(CompressedEmbedding):
     """A dense table times a fixed-shape boolean mask; stored as its non-zeros."""
 
+    masks_own_tensors = True
+
     def __init__(self, weight: Tensor, padding_idx: int | None = 0):
         num, dim = weight.shape
         super().__init__(num, dim, padding_idx)

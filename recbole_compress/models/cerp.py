@@ -14,6 +14,7 @@ compressed.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from recbole.model.general_recommender import BPR, LightGCN
@@ -75,9 +76,8 @@ def derive_buckets(entities: int, cols: int, budget: int, density: float) -> int
     return b
 
 
-def _build(config, name: str, table: PendingTable, budget: int):
+def _build(config, name: str, table: PendingTable, budget: int, method: str):
     settings = BudgetSettings(config)
-    method = config.model_class.compression_method.name
     n, d = table.entities, table.embedding_dim
     if method == "PEP":
         module = PEPEmbedding(table.num_embeddings, d, threshold_init=settings.threshold_init)
@@ -116,8 +116,8 @@ def qr_buckets(entities: int, cols: int, budget: int, name: str) -> int:
     return b
 
 
-def build_tables(model, config) -> None:
-    """Replace every placeholder with its method's table, at its share of the budget."""
+def build_tables(model, config, method: str) -> None:
+    """Replace every placeholder with ``method``'s table, at its share of the budget."""
     settings = BudgetSettings(config)
     pending = {name: m for name, m in model.named_modules() if isinstance(m, PendingTable)}
     total = sum(t.dense_parameters() for t in pending.values())
@@ -127,7 +127,7 @@ def build_tables(model, config) -> None:
             f"use fewer non-zeros or a fraction such as 0.2"
         )
     for name, share in split_budget(settings, pending).items():
-        _set_submodule(model, name, _build(config, name, pending[name], share).to(_device(model)))
+        _set_submodule(model, name, _build(config, name, pending[name], share, method).to(_device(model)))
 
 
 def _device(model):
@@ -140,7 +140,7 @@ def _method(name: str, doc: str) -> CompressionMethod:
             name=name,
             make_embedding=_pending,
             trainer_mixin=BudgetTrainerMixin,
-            prepare_model=build_tables,
+            prepare_model=functools.partial(build_tables, method=name),
             check_config=BudgetSettings,
             doc=doc,
         )

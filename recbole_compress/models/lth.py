@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from recbole.model.general_recommender import BPR, LightGCN
 
-from recbole_compress.embeddings.base import compressed_modules
+from recbole_compress.embeddings.base import CompressedEmbedding, compressed_modules
 from recbole_compress.embeddings.masked import MaskedEmbedding, add_mask
 from recbole_compress.errors import UserError
 from recbole_compress.models.compressed import compressed_model_class
@@ -19,7 +19,25 @@ from recbole_compress.trainers.lth import LTHSettings, LTHTrainerMixin
 
 
 def _masked_table(dense, config, name, dataset):
+    if isinstance(dense, CompressedEmbedding):  # composition: a ticket over another method's tensors
+        return mask_compressed_table(dense, name)
     return MaskedEmbedding.from_dense(dense, padding_idx=0)
+
+
+def mask_compressed_table(table: CompressedEmbedding, name: str) -> CompressedEmbedding:
+    """Mask every weight tensor a compressed table stores (QR's two tables, JPQ's
+    codebooks, ...), so tickets prune them like any other masked tensor."""
+    if table.masks_own_tensors:
+        raise UserError(
+            f"'{name}' is a {type(table).__name__}, which is already pruned by its own method; "
+            "compose LTH with a method that stores dense tensors (e.g. LightGCN_QR_LTH)"
+        )
+    weights = [n for n, p in table.named_parameters(recurse=False) if p.dim() >= 2 and p.requires_grad]
+    if not weights:
+        raise UserError(f"'{name}' ({type(table).__name__}) has no weight tensor for a ticket to prune")
+    for tensor_name in weights:
+        add_mask(table, tensor_name)
+    return table
 
 
 def _mask_all_weights(model, config) -> None:
@@ -46,6 +64,7 @@ LTH = register_method(
         prepare_model=_mask_all_weights,
         check_config=LTHSettings,
         doc="Iterative magnitude pruning with rewinding finds a sparse winning ticket.",
+        composes=True,
     )
 )
 

@@ -46,6 +46,9 @@ class LTHSettings:
         if self.rewind_epoch < 0:
             raise UserError(f"rewind_epoch={self.rewind_epoch} is negative; use 0 (initial weights) or k > 0")
         self.tolerance = float(config["ticket_tolerance"] or 0.0)
+        # winner: the sparsest round that matches dense on validation (the paper's ticket);
+        # sparsest: the last round, whatever its score (a memory budget that must be met)
+        self.select = _choice(config, "ticket_select", ("winner", "sparsest")) if config["ticket_select"] else "winner"
         self.rounds = self._rounds(config)
 
     def _rounds(self, config) -> int:
@@ -324,12 +327,20 @@ class LTHTrainerMixin:
         winners = [
             row for row in self.rows[1:] if (row["valid_score"] >= bar if bigger else row["valid_score"] <= bar)
         ]
+        if self.lth.select == "sparsest":
+            winners = [self.rows[-1]]
         chosen = min(winners, key=lambda row: row["remaining"]) if winners else self.rows[0]
         self.ticket_round = chosen["round"] if winners else None
         self._load_into_model(self._load_round(chosen["round"]), masks_too=True)
         self.saved_model_file = str(self.lth_dir / f"round-{chosen['round']}.pth")
         self._plot()
-        if winners:
+        if self.lth.select == "sparsest":
+            self.logger.info(
+                set_color("[LTH] sparsest round", "yellow")
+                + f" (ticket_select: sparsest): round {chosen['round']}, remaining {chosen['remaining']:.4f}, "
+                f"valid {chosen['valid_score']:.4f} (dense {dense:.4f})"
+            )
+        elif winners:
             self.logger.info(
                 set_color("[LTH] winning ticket", "yellow")
                 + f": round {chosen['round']}, remaining {chosen['remaining']:.4f}, valid {chosen['valid_score']:.4f} "
