@@ -21,16 +21,16 @@ def _value(row, key):
     return None if math.isnan(value) else value
 
 
-def complete(rows, metric: str) -> list[dict]:
+def complete(rows, metric: str, size_key: str = SIZE_KEY) -> list[dict]:
     """Rows with both objectives (finished trials; early-stopped and errored ones have no size)."""
-    return [row for row in rows if _value(row, metric) is not None and _value(row, SIZE_KEY) is not None]
+    return [row for row in rows if _value(row, metric) is not None and _value(row, size_key) is not None]
 
 
-def mark_pareto(rows: list[dict], metric: str, bigger: bool = True) -> list[dict]:
+def mark_pareto(rows: list[dict], metric: str, bigger: bool = True, size_key: str = SIZE_KEY) -> list[dict]:
     """Set ``row['pareto']``: True where no other complete row is at least as good on
     both objectives (metric, and fewer bytes) and strictly better on one."""
     sign = 1.0 if bigger else -1.0
-    points = {id(row): (sign * _value(row, metric), -_value(row, SIZE_KEY)) for row in complete(rows, metric)}
+    points = {id(row): (sign * _value(row, metric), -_value(row, size_key)) for row in complete(rows, metric, size_key)}
     for row in rows:
         mine = points.get(id(row))
         row["pareto"] = mine is not None and not any(
@@ -39,10 +39,10 @@ def mark_pareto(rows: list[dict], metric: str, bigger: bool = True) -> list[dict
     return rows
 
 
-def front(rows, metric: str, bigger: bool = True) -> list[dict]:
+def front(rows, metric: str, bigger: bool = True, size_key: str = SIZE_KEY) -> list[dict]:
     """The Pareto rows, smallest first."""
-    mark_pareto(rows, metric, bigger)
-    return sorted((r for r in rows if r["pareto"]), key=lambda r: (_value(r, SIZE_KEY), -_value(r, metric)))
+    mark_pareto(rows, metric, bigger, size_key)
+    return sorted((r for r in rows if r["pareto"]), key=lambda r: (_value(r, size_key), -_value(r, metric)))
 
 
 def best_per_budget(rows, metric: str, budgets, dense_bytes: float, bigger: bool = True) -> list[dict]:

@@ -79,3 +79,38 @@ def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bo
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Path:
+    """Test ``metric`` against exported table bytes: one curve per method over the
+    budgets, the dense point, the 95%-of-dense line, the Pareto front ringed."""
+    plt = _pyplot()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
+    dense = next((r for r in rows if r["method"] == "dense"), None)
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "dense"))
+    for i, method in enumerate(methods):
+        done = sorted((r for r in rows if r["method"] == method and r.get(metric) is not None and r.get("table_bytes")),
+                      key=lambda r: r["table_bytes"])
+        if done:
+            ax.plot([r["table_bytes"] / 1024 for r in done], [r[metric] for r in done], "o-", color=f"C{i}", label=method)
+    front = [r for r in rows if r.get("pareto")]
+    if front:
+        ax.scatter([r["table_bytes"] / 1024 for r in front], [r[metric] for r in front], s=140, facecolors="none",
+                   edgecolors="k", linewidths=1.2, label="Pareto front", zorder=4)
+    if dense and dense.get(metric) is not None:
+        ax.plot([dense["table_bytes"] / 1024], [dense[metric]], "k*", markersize=12, label="dense", zorder=5)
+        ax.axhline(dense[metric] * 0.95, color="0.4", linestyle=":", linewidth=1, label="95% of dense")
+    for budget in sorted({r["max_bytes"] for r in rows if r["method"] != "dense" and r.get("max_bytes")}):
+        ax.axvline(budget / 1024, color="0.85", linewidth=1, zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("exported embedding tables (KiB, log); grey lines: budgets")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title or "methods at the same budgets", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -13,7 +13,8 @@ from recbole.data.transform import construct_transform
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
 from recbole_compress.config import Config, check_dataset
-from recbole_compress.export import export_model, model_accounting, save_artifact
+from recbole_compress.export import export_model, model_accounting, save_artifact, table_bytes, table_parameter_count
+from recbole_compress.embeddings.base import compressed_modules
 from recbole_compress.errors import UserError
 from recbole_compress.registry import get_model, get_trainer
 from recbole_compress.utils import atomic_write_json, run_dir, to_jsonable
@@ -86,7 +87,9 @@ def run_recbole_compress(model=None, dataset=None, config_file_list=None, config
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
     )
+    tested = time.time()
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    test_time = time.time() - tested  # full-sort scoring of every test user, with the metrics
 
     logger.info("The running environment of this training is as follows:\n" + get_environment(config).draw())
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
@@ -98,7 +101,7 @@ def run_recbole_compress(model=None, dataset=None, config_file_list=None, config
         "best_valid_result": best_valid_result,
         "test_result": test_result,
     }
-    summary = write_summary(config, trainer, result, started)
+    summary = write_summary(config, trainer, result, started, test_time)
     result["output_dir"] = config["output_dir"]
     result["summary"] = summary
     logger.info(set_color("output dir", "yellow") + f": {config['output_dir']}")
@@ -118,7 +121,7 @@ def _fresh_log_handlers() -> None:
             handler.close()
 
 
-def write_summary(config, trainer, result, started) -> dict:
+def write_summary(config, trainer, result, started, test_time=None) -> dict:
     """Export the trained model and write ``summary.json`` into the output dir."""
     out = Path(config["output_dir"])
     model = trainer.model
@@ -135,6 +138,9 @@ def write_summary(config, trainer, result, started) -> dict:
         "epoch_time_s": getattr(trainer, "mean_epoch_time", None),
         "epochs": getattr(trainer, "epochs_run", None),
         "wall_time_s": round(time.time() - started, 3),
+        "test_time_s": None if test_time is None else round(test_time, 3),
+        "table_bytes": table_bytes(model),
+        "table_parameters": sum(table_parameter_count(m) for _, m in compressed_modules(model)),
         "artifact": str(out / ARTIFACT_FILE),
     }
     summary.update(getattr(trainer, "extra_summary", lambda: {})())

@@ -1,0 +1,288 @@
+"""A memory budget in bytes -> each method's settings, met by construction.
+
+A budget is a fraction of the dense bytes of the compressed tables (the user and
+item ID tables a method replaces, float32). Each planner finds the largest setting
+of its method whose exported tables fit: the number of kept values for the pruning
+methods (tickets, PEP, CERP, the QR ticket), the table sizes for the QR trick, the
+code length for RecJPQ. Sizes come from the real table modules, built (untrained)
+at the candidate setting and exported; for pruned tables the values and index
+bytes are bounded from the kept count, since which elements survive is known only
+after training (the bound is exact whenever all parts pick the same encoding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from recbole_compress.errors import UserError
+
+# keys of an exported masked tensor that depend on which elements are kept
+_KEPT_KEYS = ("values", "bitmap", "crow", "col")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One ID table to compress: its name in the model, rows ([PAD] included), width."""
+
+    name: str
+    rows: int
+    dim: int
+
+    @property
+    def dense_bytes(self) -> int:
+        return self.rows * self.dim * 4
+
+
+@dataclass
+class Plan:
+    """A method's settings for one budget (``overrides``), the model that runs them, and
+    the planned upper bound on the tables' exported bytes; or why it cannot fit."""
+
+    method: str
+    model: str
+    budget: float
+    max_bytes: int
+    overrides: dict = field(default_factory=dict)
+    planned_bytes: int | None = None
+    reason: str | None = None
+
+    @property
+    def feasible(self) -> bool:
+        return self.reason is None
+
+
+class CannotFit(Exception):
+    """The method has no setting whose tables fit the budget (the message says why)."""
+
+
+# -- sizes of exported tables ----------------------------------------------------------------
+
+def _encoded_shapes(exported: dict) -> list[tuple[int, int]]:
+    return [tuple(int(x) for x in v) for k, v in exported.items() if k == "shape" or k.endswith(".shape")]
+
+
+def _is_kept_key(key: str) -> bool:
+    return key.rpartition(".")[2] in _KEPT_KEYS
+
+
+def pruned_bytes_bound(modules: list[nn.Module], kept: int) -> int:
+    """Upper bound on the exported bytes of ``modules`` (pruned tables) keeping ``kept``
+    values in all: fixed tensors + float32 values + the cheaper of one bitmap per
+    tensor or CSR (row pointers + column indices) for all of them."""
+    from recbole_compress.export import export_table
+
+    fixed, bitmap, csr_rows, col_width = 0, 0, 0, 2
+    for module in modules:
+        exported, _ = export_table(module)
+        fixed += sum(v.numel() * v.element_size() for k, v in exported.items() if not _is_kept_key(k))
+        for rows, cols in _encoded_shapes(exported):
+            bitmap += math.ceil(rows * cols / 8)
+            csr_rows += (rows + 1) * 4
+            col_width = max(col_width, 2 if cols <= 32767 else 4)
+    return fixed + 4 * kept + min(bitmap, csr_rows + col_width * kept)
+
+
+def dense_bytes_of(modules: list[nn.Module]) -> int:
+    from recbole_compress.export import export_table
+
+    return sum(sum(v.numel() * v.element_size() for v in export_table(m)[0].values()) for m in modules)
+
+
+def _smallest_buildable(size, low: int, high: int) -> int | None:
+    """The smallest count in [low, high] at which the method can build its tables at all
+    (``size(count)`` is not None); buildable counts form an upper interval."""
+    first, probe = low, low
+    while size(probe) is None:
+        if probe >= high:
+            return None
+        first, probe = probe + 1, min(high, probe * 2)
+    while first < probe:
+        mid = (first + probe) // 2
+        if size(mid) is None:
+            first = mid + 1
+        else:
+            probe = mid
+    return probe
+
+
+def _largest(fits, low: int, high: int) -> int | None:
+    """The largest k in [low, high] with fits(k) (fits is monotone: true, then false)."""
+    if high < low or not fits(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+# -- planners ------------------------------------------------------------------------------------
+
+class _Settings(dict):
+    """Config-like: a key that is not set reads as None (as in RecBole's Config)."""
+
+    def __missing__(self, key):
+        return None
+
+
+def _budget_config(method: str, extra: dict | None = None) -> _Settings:
+    """The settings the CERP/PEP/QR table builders read, from the method's property file."""
+    import yaml
+
+    from recbole_compress.config import properties_dir
+
+    settings = _Settings(yaml.safe_load((properties_dir() / "model" / f"{method}.yaml").read_text()) or {})
+    settings.update(extra or {})
+    return settings
+
+
+def _budget_tables(method: str, tables: list[Table], count: int, settings: dict) -> list[nn.Module]:
+    """The tables ``<Model>_<method>`` builds for ``memory_budget = count`` (no model needed)."""
+    from recbole_compress.models.cerp import PendingTable, _build, split_budget
+    from recbole_compress.trainers.cerp import BudgetSettings
+
+    config = _Settings({**settings, "memory_budget": count})
+    budget = BudgetSettings(config)
+    pending = {t.name: PendingTable(SimpleNamespace(num_embeddings=t.rows, embedding_dim=t.dim)) for t in tables}
+    shares = split_budget(budget, pending)
+    return [_build(config, name, pending[name], shares[name], method) for name in pending]
+
+
+def _prunable(tables: list[Table]) -> int:
+    return sum((t.rows - 1) * t.dim for t in tables)  # [PAD] rows are never kept
+
+
+def plan_ticket(tables, max_bytes, settings):
+    """One-shot magnitude ticket on the dense tables: keep the K largest values."""
+    from recbole_compress.embeddings.masked import MaskedEmbedding
+
+    modules = [MaskedEmbedding(torch.zeros(t.rows, t.dim)) for t in tables]
+    total = _prunable(tables)
+    kept = _largest(lambda k: pruned_bytes_bound(modules, k) <= max_bytes, 1, total - 1)
+    if kept is None:
+        raise CannotFit(f"even one kept value needs {pruned_bytes_bound(modules, 1)} bytes of index")
+    rate = (total - kept) / total
+    while total - int(round(rate * total)) > kept:  # the trainer rounds rate * total
+        rate = math.nextafter(rate, 1.0)
+    overrides = {"prune_schedule": "oneshot", "prune_rounds": 1, "prune_rate": rate, "ticket_select": "sparsest",
+                 "target_sparsity": None}
+    return overrides, pruned_bytes_bound(modules, total - int(round(rate * total)))
+
+
+def _plan_budget_method(method):
+    def plan(tables, max_bytes, settings):
+        config = _budget_config(method, settings)
+        total = _prunable(tables)
+
+        def size(count):
+            try:
+                modules = _budget_tables(method, tables, count, config)
+            except UserError:
+                return None
+            return dense_bytes_of(modules) if method == "QR" else pruned_bytes_bound(modules, count)
+
+        def fits(count):
+            found = size(count)
+            return found is not None and found <= max_bytes
+
+        low = _smallest_buildable(size, min(t.dim for t in tables) * len(tables), total - 1)
+        count = None if low is None else _largest(fits, low, total - 1)
+        if count is None:
+            raise CannotFit(f"its smallest tables need {size(low)} bytes" if low else "no table size of this method fits")
+        return {"memory_budget": count}, size(count)
+
+    plan.__doc__ = f"{method} tables sized (and pruned) to ``memory_budget`` non-zeros."
+    return plan
+
+
+def plan_qr_ticket(tables, max_bytes, settings):
+    """Composition: QR tables twice the size the budget could hold dense... then a
+    one-shot magnitude ticket keeps ``compose_keep`` of their values."""
+    from recbole_compress.models.lth import mask_compressed_table
+
+    keep = float(settings.get("compose_keep", 0.5))
+    if not 0.0 < keep < 1.0:
+        raise UserError(f"compose_keep={keep} is outside (0, 1); use e.g. --compose_keep=0.5")
+    config = _budget_config("QR", settings)
+
+    def build(count):
+        try:
+            modules = _budget_tables("QR", tables, count, config)
+        except UserError:
+            return None
+        for module in modules:
+            mask_compressed_table(module, "qr")
+        return modules
+
+    def kept_of(modules):
+        total = sum(p.numel() for m in modules for p in m.parameters())
+        return total, total - int(round((1.0 - keep) * total))
+
+    def fits(count):
+        modules = build(count)
+        return modules is not None and pruned_bytes_bound(modules, kept_of(modules)[1]) <= max_bytes
+
+    low = _smallest_buildable(build, min(t.dim for t in tables) * len(tables), _prunable(tables) - 1)
+    count = None if low is None else _largest(fits, low, _prunable(tables) - 1)
+    if count is None:
+        raise CannotFit("its smallest quotient-remainder tables do not fit even when pruned")
+    modules = build(count)
+    total, kept = kept_of(modules)
+    overrides = {"memory_budget": count, "prune_schedule": "oneshot", "prune_rounds": 1, "prune_rate": 1.0 - keep,
+                 "ticket_select": "sparsest", "target_sparsity": None}
+    return overrides, pruned_bytes_bound(modules, kept)
+
+
+def plan_jpq(tables, max_bytes, settings):
+    """RecJPQ: the longest code (m divides d) whose codes + codebooks fit."""
+    from recbole_compress.embeddings.jpq import JPQEmbedding
+
+    centroids = int(settings.get("jpq_centroids", 256))
+    dims = {t.dim for t in tables}
+    if len(dims) != 1:
+        raise CannotFit("tables of different widths")
+    dim = dims.pop()
+    for m in sorted((m for m in range(1, dim + 1) if dim % m == 0), reverse=True):
+        modules = [
+            JPQEmbedding(torch.zeros(t.rows, m, dtype=torch.uint8), t.dim, min(centroids, 256), padding_idx=0)
+            for t in tables
+        ]
+        size = dense_bytes_of(modules)
+        if size <= max_bytes:
+            return {"jpq_code_length": m}, size
+    raise CannotFit(f"even 1-byte codes and {centroids} sub-embeddings need {size} bytes")
+
+
+# method -> (model suffix, planner); the composition is its own method
+PLANNERS = {
+    "LTH": ("LTH", plan_ticket),
+    "PEP": ("PEP", _plan_budget_method("PEP")),
+    "CERP": ("CERP", _plan_budget_method("CERP")),
+    "QR": ("QR", _plan_budget_method("QR")),
+    "QR+LTH": ("QR_LTH", plan_qr_ticket),
+    "JPQ": ("JPQ", plan_jpq),
+}
+
+
+def plan(method: str, backbone: str, tables: list[Table], budget: float, settings: dict | None = None) -> Plan:
+    """Settings of ``method`` on ``backbone`` whose compressed tables fit ``budget``
+    (a fraction of the tables' dense bytes)."""
+    if method not in PLANNERS:
+        raise UserError(f"unknown method '{method}' for a comparison; choose from {', '.join(PLANNERS)}")
+    if not 0.0 < budget < 1.0:
+        raise UserError(f"budget {budget} is outside (0, 1); budgets are fractions of the dense tables' bytes, e.g. 0.05")
+    suffix, planner = PLANNERS[method]
+    max_bytes = int(budget * sum(t.dense_bytes for t in tables))
+    result = Plan(method, f"{backbone}_{suffix}", budget, max_bytes)
+    try:
+        result.overrides, result.planned_bytes = planner(tables, max_bytes, dict(settings or {}))
+    except CannotFit as why:
+        result.reason = f"cannot fit {max_bytes} bytes: {why}"
+    return result
