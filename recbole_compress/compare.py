@@ -163,11 +163,11 @@ def run_comparison(
     for budget in budgets:
         if not 0.0 < budget < 1.0:
             raise UserError(f"budget {budget} is outside (0, 1); budgets are fractions of the dense tables' bytes, e.g. 0.05")
-    tables, config = backbone_tables(backbone, dataset, config_file_list, settings)
-    methods = list(methods or default_methods(config))
-    unknown = [m for m in methods if m not in PLANNERS]
+    unknown = [m for m in methods or () if m not in PLANNERS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
+    tables, config = backbone_tables(backbone, dataset, config_file_list, settings)
+    methods = list(methods or default_methods(config))
     metric = str(config["valid_metric"]).lower()
     out = Path(out or Path("saved") / f"compare-{dataset}-{backbone}").resolve()
     _claim(out, {"dataset": dataset, "backbone": backbone, "settings": settings, "config_files": config_file_list})

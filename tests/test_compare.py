@@ -1,0 +1,76 @@
+"""A tiny comparison on ml-100k: 2 methods, 1 budget, 1 epoch."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from recbole_compress import UserError
+from recbole_compress.compare import main, run_comparison
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# PEP's pruning stage: a fast pace and at most 2 epochs (its mask then keeps exactly the budget)
+SETTINGS = {**TINY, "embedding_size": 16, "n_layers": 1, "train_batch_size": 2048, "threshold_pace": 0.2,
+            "threshold_epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(out)
+        result = run_comparison("ml-100k", "LightGCN", [0.1], ["LTH", "PEP"], out / "cmp", config_dict=SETTINGS)
+    return result
+
+
+def test_writes_table_plot_and_front(comparison):
+    out = comparison["out"]
+    rows = list(csv.DictReader(open(f"{out}/compare.csv")))
+    assert [r["method"] for r in rows] == ["dense", "LTH", "PEP"]
+    assert all(r["test_mrr@10"] for r in rows)
+    assert "| LTH | 0.1 |" in open(f"{out}/compare.md").read()
+    assert open(f"{out}/compare.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    front = list(csv.DictReader(open(f"{out}/pareto.csv")))
+    assert front and {r["method"] for r in front} <= {"dense", "LTH", "PEP"}
+
+
+def test_budgets_are_met_by_the_exported_tables(comparison):
+    out = comparison["out"]
+    for row in comparison["rows"][1:]:
+        assert row["fits"] and row["table_bytes"] <= row["max_bytes"]
+        # the bytes are the artifact's: the table tensors saved in the cell's model.pt
+        cell = "LTH-b0.1" if row["method"] == "LTH" else "PEP-b0.1"
+        artifact = torch.load(f"{out}/cells/{cell}/model.pt", weights_only=True)
+        saved = sum(t.numel() * t.element_size() for k, t in artifact["tensors"].items() if "::" in k)
+        assert saved == row["table_bytes"]
+
+
+def test_resume_skips_finished_cells(comparison, tmp_path, monkeypatch, capsys):
+    out = comparison["out"]
+    (tmp_path / "cells").mkdir()
+    stamp = {c: (f"{out}/cells/{c}/summary.json") for c in ("dense", "LTH-b0.1")}
+    before = {c: open(p).read() for c, p in stamp.items()}
+    # PEP's cell was interrupted: it runs again, the others are reused
+    import os
+
+    os.remove(f"{out}/cells/PEP-b0.1/cell.json")
+    rows = run_comparison("ml-100k", "LightGCN", [0.1], ["LTH", "PEP"], out, config_dict=SETTINGS)["rows"]
+    printed = capsys.readouterr().out
+    assert printed.count("[finished earlier]") == 2 and "PEP @ 0.1" in printed
+    assert {c: open(p).read() for c, p in stamp.items()} == before
+    assert [r["method"] for r in rows] == ["dense", "LTH", "PEP"]
+
+
+def test_other_settings_do_not_mix_into_a_comparison(comparison):
+    with pytest.raises(UserError, match="other settings"):
+        run_comparison("ml-100k", "LightGCN", [0.1], ["LTH"], comparison["out"], config_dict={**SETTINGS, "seed": 3})
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=2", f"--out={tmp_path}/x"]) == 2
+    assert "outside (0, 1)" in capsys.readouterr().err
+    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--methods=ZIP", f"--out={tmp_path}/y", "--epochs=1"]) == 2
+    assert "unknown method" in capsys.readouterr().err
