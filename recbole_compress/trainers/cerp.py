@@ -16,6 +16,8 @@ through the thresholds' own gradients.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from recbole.utils import set_color
@@ -25,6 +27,9 @@ from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PrunedEmbe
 from recbole_compress.embeddings.masked import enforce_masks
 from recbole_compress.errors import UserError
 from recbole_compress.trainers.lth import clear_caches, weights_state
+from recbole_compress.utils import atomic_torch_save, config_fingerprint
+
+STATE_FILE = "budget_state.pt"
 
 
 # -- configuration ----------------------------------------------------------------
@@ -198,19 +203,29 @@ class BudgetTrainerMixin:
 
     # -- the two stages ----------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        fingerprint = config_fingerprint(self.config)
+        state = self._resume(fingerprint)
+        if state is not None and state["stage"] == 2:  # finished: evaluate loads its best checkpoint
+            self.saved_model_file = state["saved_model_file"]
+            for _, module in self._pruned():
+                module.set_fixed()
+            return state["best_valid_score"], state["best_valid_result"]
         pruned = self._pruned()
-        if pruned and not all(m.fixed for _, m in pruned):
+        if state is None and pruned and not all(m.fixed for _, m in pruned):
             initial = weights_state(self.model)  # stage 2 starts from these (masks excluded)
             self._stage1(train_data, verbose, show_progress)
             self._fix_masks()
             self.model.load_state_dict(initial, strict=False)
             enforce_masks(self.model)
             clear_caches(self.model)
+            self._save_state(fingerprint, stage=1)
         self._stage = 2
         self.epochs = int(self.config["epochs"])
         self._reset(train_data)
         first = self.epochs_run
         score, result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if saved:
+            self._save_state(fingerprint, stage=2, best_valid_score=score, best_valid_result=result)
         nonzero, budget = self._nonzeros()
         self.logger.info(
             set_color(f"[{self._name}] stage 2", "yellow")
@@ -218,6 +233,53 @@ class BudgetTrainerMixin:
             f"({nonzero / max(budget, 1):.4f}), best valid {self.valid_metric} {float(score):.4f}"
         )
         return score, result
+
+    # -- checkpoint and resume: a rerun skips a finished pruning stage (and a finished run) --
+    @property
+    def _state_path(self) -> Path:
+        return Path(self.config["output_dir"] or self.config["checkpoint_dir"]) / STATE_FILE
+
+    def _save_state(self, fingerprint: str, stage: int, **extra) -> None:
+        state = {
+            "fingerprint": fingerprint,
+            "stage": stage,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "stage1_epochs": self.stage1_epochs,
+            "stage1_nonzeros": self.stage1_nonzeros,
+            "budget_met_by_thresholds": self.budget_met_by_thresholds,
+            "epoch_times": list(getattr(self, "epoch_times", [])),
+        }
+        if stage == 2:
+            state["model"] = None  # the best model is RecBole's checkpoint
+            state["saved_model_file"] = str(self.saved_model_file)
+            state["best_valid_score"] = float(extra["best_valid_score"])
+            state["best_valid_result"] = {k: float(v) for k, v in (extra["best_valid_result"] or {}).items()}
+        atomic_torch_save(state, self._state_path)
+
+    def _resume(self, fingerprint: str) -> dict | None:
+        path = self._state_path
+        if not path.is_file():
+            return None
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state["fingerprint"] != fingerprint:
+            raise UserError(
+                f"{path.parent} holds a {self._name} run with other settings; pass a new --output_dir or delete that folder"
+            )
+        self.stage1_epochs = state["stage1_epochs"]
+        self.stage1_nonzeros = state["stage1_nonzeros"]
+        self.budget_met_by_thresholds = state["budget_met_by_thresholds"]
+        self.epoch_times = list(state["epoch_times"])
+        if state["stage"] == 1 or not Path(state.get("saved_model_file") or "").is_file():
+            if state["model"] is None:  # finished, but its checkpoint is gone: train from scratch
+                return None
+            self.model.load_state_dict(state["model"])
+            for _, module in self._pruned():
+                module.set_fixed()
+            clear_caches(self.model)
+            self.logger.info(set_color(f"[{self._name}] resuming", "yellow") + f" after the pruning stage, from {path}")
+            return {**state, "stage": 1}
+        self.logger.info(set_color(f"[{self._name}] finished earlier", "yellow") + f": {path}")
+        return state
 
     def _stage1(self, train_data, verbose, show_progress) -> None:
         self._stage = 1

@@ -174,3 +174,38 @@ def test_bad_settings_fail_before_data_loading(settings, message, monkeypatch):
 def test_budgets_that_cannot_be_met_are_errors(data, model, settings, message):
     with pytest.raises(UserError, match=message):
         _build(model, data, settings)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_rerun_resumes_after_the_pruning_stage_and_skips_a_finished_run(tmp_path, monkeypatch):
+    from recbole_compress.trainers.cerp import STATE_FILE, BudgetTrainerMixin
+
+    settings = {**SMALL, "epochs": 2, "output_dir": str(tmp_path / "run")}
+
+    def interrupt(epoch, score):  # RecBole calls it after each stage-2 evaluation
+        raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        run_recbole_compress("BPR_CERP", "ml-100k", config_dict=settings, callback_fn=interrupt)
+    assert (tmp_path / "run" / STATE_FILE).is_file()
+
+    def no_stage1(*args, **kwargs):
+        raise AssertionError("the pruning stage ran again")
+
+    monkeypatch.setattr(BudgetTrainerMixin, "_stage1", no_stage1)
+    resumed = run_recbole_compress("BPR_CERP", "ml-100k", config_dict=settings)["summary"]
+    assert resumed["budget"]["nonzero"] == resumed["budget"]["budget"]
+    assert resumed["budget"]["stage1_epochs"] >= 1
+
+    # finished: a third run trains nothing and reports the same test result
+    import recbole.trainer.trainer as recbole_trainer
+
+    monkeypatch.setattr(recbole_trainer.Trainer, "_train_epoch", no_stage1)
+    again = run_recbole_compress("BPR_CERP", "ml-100k", config_dict=settings)["summary"]
+    assert again["test"] == resumed["test"]
+
+    with pytest.raises(UserError, match="other settings"):
+        run_recbole_compress("BPR_CERP", "ml-100k", config_dict={**settings, "seed": 9})
