@@ -241,23 +241,29 @@ def plan_qr_ticket(tables, max_bytes, settings):
 
 
 def plan_jpq(tables, max_bytes, settings):
-    """RecJPQ: the longest code (m divides d) whose codes + codebooks fit."""
-    from recbole_compress.embeddings.jpq import JPQEmbedding
+    """RecJPQ: the code (length m dividing d, and sub-embeddings per split) that carries
+    the most bits per item, m * log2(centroids), within the budget; ties: more
+    centroids. A longer code at 256 centroids is the paper's axis; fewer centroids
+    let the codebooks (centroids x d numbers) fit small budgets."""
+    from recbole_compress.embeddings.jpq import MAX_CENTROIDS, JPQEmbedding
 
-    centroids = int(settings.get("jpq_centroids", 256))
+    most = min(int(settings.get("jpq_centroids") or MAX_CENTROIDS), MAX_CENTROIDS)
     dims = {t.dim for t in tables}
     if len(dims) != 1:
         raise CannotFit("tables of different widths")
     dim = dims.pop()
-    for m in sorted((m for m in range(1, dim + 1) if dim % m == 0), reverse=True):
-        modules = [
-            JPQEmbedding(torch.zeros(t.rows, m, dtype=torch.uint8), t.dim, min(centroids, 256), padding_idx=0)
-            for t in tables
-        ]
-        size = dense_bytes_of(modules)
-        if size <= max_bytes:
-            return {"jpq_code_length": m}, size
-    raise CannotFit(f"even 1-byte codes and {centroids} sub-embeddings need {size} bytes")
+    best, smallest = None, None
+    for centroids in (c for c in (256, 128, 64, 32, 16) if c <= most):
+        for m in (m for m in range(1, dim + 1) if dim % m == 0):
+            modules = [JPQEmbedding(torch.zeros(t.rows, m, dtype=torch.uint8), t.dim, centroids, padding_idx=0) for t in tables]
+            size = dense_bytes_of(modules)
+            smallest = size if smallest is None else min(smallest, size)
+            key = (m * math.log2(centroids), centroids)
+            if size <= max_bytes and (best is None or key > best[0]):
+                best = (key, {"jpq_code_length": m, "jpq_centroids": centroids}, size)
+    if best is None:
+        raise CannotFit(f"its smallest codes and codebooks need {smallest} bytes")
+    return best[1], best[2]
 
 
 # method -> (model suffix, planner); the composition is its own method

@@ -56,12 +56,15 @@ def test_bound_matches_the_exported_bytes(kept_fraction):
     assert real == pruned_bytes_bound(modules, kept)
 
 
-def test_jpq_takes_the_longest_code_that_fits():
+def test_jpq_takes_the_richest_code_that_fits():
     items = [Table("item_embedding", 12102, 64)]  # Amazon Beauty's item table
     p = plan("JPQ", "SASRec", items, 0.05)
     m = p.overrides["jpq_code_length"]
     assert 64 % m == 0 and p.planned_bytes <= p.max_bytes
-    assert plan("JPQ", "SASRec", items, 0.01).reason.startswith("cannot fit")
+    # 256 sub-embeddings per split no longer fit 2%: fewer centroids do
+    small = plan("JPQ", "SASRec", items, 0.02)
+    assert small.planned_bytes <= small.max_bytes and small.overrides["jpq_centroids"] < 256
+    assert plan("JPQ", "SASRec", items, 0.001).reason.startswith("cannot fit")
 
 
 def test_bad_requests_fail_clearly():
