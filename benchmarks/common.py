@@ -21,15 +21,9 @@ FORMATS = {
 def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:
     """``--key=value`` arguments the script does not know -> config keys, values
     parsed as YAML (as RecBole's command line does)."""
-    import yaml
+    from recbole_compress.utils import key_value_overrides
 
-    overrides = {}
-    for item in extra:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"unrecognised argument {item!r}; config keys go as --key=value")
-        key, value = item[2:].split("=", 1)
-        overrides[key] = yaml.safe_load(value)
-    return overrides
+    return key_value_overrides(extra, parser.error)
 
 
 def ensure_dataset(name: str, data_path: Path) -> None:

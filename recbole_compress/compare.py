@@ -28,7 +28,7 @@ from pathlib import Path
 
 from recbole_compress.budgets import PLANNERS, Plan, Table, plan
 from recbole_compress.errors import UserError
-from recbole_compress.utils import atomic_write_json, atomic_write_text, to_jsonable
+from recbole_compress.utils import atomic_write_json, atomic_write_text, key_value_overrides, to_jsonable
 
 # methods that apply, by backbone kind: user + item tables, or a sequential item table
 GENERAL_METHODS = ("LTH", "PEP", "CERP", "QR", "QR+LTH")
@@ -298,14 +298,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="output folder (default saved/compare-<dataset>-<backbone>)")
     parser.add_argument("--config_files", default=None, help="space-separated property files")
     args, extra = parser.parse_known_args(argv)
-    import yaml
-
-    overrides = {}
-    for item in extra:
-        if not item.startswith("--") or "=" not in item:
-            parser.error(f"unrecognised argument {item!r}; config keys go as --key=value")
-        name, value = item[2:].split("=", 1)
-        overrides[name] = yaml.safe_load(value)
+    overrides = key_value_overrides(extra, parser.error)
     try:
         budgets = [float(b) for b in args.budgets.split(",") if b]
     except ValueError:

@@ -14,6 +14,17 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, ax, path: Path) -> Path:
+    """Grid, legend, tight layout; write the PNG and free the figure."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
     """Validation and test ``metric`` against remaining parameters, with the dense lines."""
     plt = _pyplot()
@@ -33,13 +44,7 @@ def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
     ax.set_xlabel("remaining embedding parameters (%)")
     ax.set_ylabel(metric)
     ax.set_title(title or "lottery tickets")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path)
 
 
 def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bool = True) -> Path:
@@ -72,13 +77,7 @@ def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bo
     ax.set_xlabel("exported model size (KiB)")
     ax.set_ylabel(f"valid {metric.removeprefix('valid_')}")
     ax.set_title(f"{title or 'search'}: {len(done)} of {len(rows)} trials finished", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path)
 
 
 def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Path:
@@ -107,10 +106,4 @@ def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Pat
     ax.set_xlabel("exported embedding tables (KiB, log); grey lines: budgets")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title or "methods at the same budgets", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path)

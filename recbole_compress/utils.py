@@ -74,3 +74,17 @@ def run_dir(config) -> Path:
     if chosen:
         return Path(chosen).resolve()
     return Path("saved", f"{config['model']}-{config['dataset']}-{config_fingerprint(config)}").resolve()
+
+
+def key_value_overrides(items: list[str], error) -> dict:
+    """``--key=value`` arguments -> config keys, values parsed as YAML (as RecBole's
+    command line does); ``error(message)`` reports anything else (argparse's parser.error)."""
+    import yaml
+
+    overrides = {}
+    for item in items:
+        if not item.startswith("--") or "=" not in item:
+            error(f"unrecognised argument {item!r}; config keys go as --key=value")
+        key, value = item[2:].split("=", 1)
+        overrides[key] = yaml.safe_load(value)
+    return overrides
