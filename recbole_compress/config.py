@@ -57,6 +57,8 @@ class Config(RecBoleConfig):
         method = getattr(model_class, "compression_method", None)
         if method is not None:
             files.append(ours / "model" / f"{method.name}.yaml")
+        # settings a family of models shares (the multi-task models: MultiTask.yaml)
+        files += [ours / "model" / f"{name}.yaml" for name in getattr(model_class, "extra_property_files", ())]
         files.append(ours / "model" / f"{model}.yaml")
         for file in files:
             if file.is_file():

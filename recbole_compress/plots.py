@@ -79,3 +79,32 @@ def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bo
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_task_rounds(rows: list[dict], path, title: str = "") -> Path:
+    """LT4Rec's per-task pruning rounds: each task's validation metric against the
+    remaining share of the shared MLP's weights, the chosen round circled."""
+    plt = _pyplot()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for task in dict.fromkeys(r["task"] for r in rows):
+        own = [r for r in rows if r["task"] == task]
+        metric = next(k for k in own[0] if k.startswith("valid_"))
+        x = [r["remaining"] * 100 for r in own]
+        y = [r[metric] for r in own]
+        line = ax.plot(x, y, "o-", label=f"{task}: {metric}")[0]
+        for r, xi, yi in zip(own, x, y):
+            if r.get("chosen"):
+                ax.plot([xi], [yi], "o", markersize=12, markerfacecolor="none", color=line.get_color())
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("remaining shared-MLP weights (%)")
+    ax.set_ylabel("validation metric of the task")
+    ax.set_title(title or "LT4Rec: per-task pruning rounds (chosen mask circled)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
