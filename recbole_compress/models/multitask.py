@@ -218,7 +218,7 @@ class MMoE(MultiTaskRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        n_experts = int(config["mmoe_num_experts"])
+        n_experts = int(config["mmoe_num_experts"] or 0)
         if n_experts < 1:
             raise UserError(f"mmoe_num_experts={n_experts} must be at least 1, e.g. --mmoe_num_experts=4")
         in_dim = self.features.output_dim
