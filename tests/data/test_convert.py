@@ -375,14 +375,17 @@ def test_funnel_from_ml100k(tmp_path):
         assert header == ["user_id:token", "item_id:token", "click:float", "conversion:float"]  # no rating: it is the label
         assert len(part) == result.splits[split]
         rows += part
-    assert len(rows) == 3 * len(rated) and len({(r[0], r[1]) for r in rows}) == len(rows)
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)  # a non-interaction is never an interaction
     for user, item, click, conversion in rows:
         if (user, item) in rated:  # an interaction: clicked, converted iff rated >= 4
             assert click == "1" and conversion == str(int(rated[(user, item)] >= 4))
         else:  # a sampled non-interaction
             assert click == "0" and conversion == "0"
     per_user = Counter(r[0] for r in rows if r[2] == "0")
-    assert per_user == Counter({u: 2 * n for u, n in Counter(u for u, _ in rated).items()})
+    n_items = len({i for _, i in rated})
+    # twice the user's interactions, capped by the items the user never rated (heavy raters)
+    assert per_user == Counter({u: min(2 * n, n_items - n) for u, n in Counter(u for u, _ in rated).items()})
+    assert len(rows) == len(rated) + sum(per_user.values())
     assert result.info["labels"] == {"click": 100000, "conversion": 55375} and result.info["derived"]
     assert 0.09 < result.splits["valid"] / len(rows) < 0.11 and 0.09 < result.splits["test"] / len(rows) < 0.11
     assert (dst / "ml-100k-funnel.user").is_file() and (dst / "ml-100k-funnel.item").is_file()
