@@ -12,6 +12,8 @@ funnel, DERIVED from ml-100k (exposures = interactions + sampled non-interaction
 click = interacted, conversion = rating >= 4). Extra ``--key=value`` arguments are config
 keys for every model. Outputs (``runs.csv``, ``report.md``, ``multitask.png``, one
 folder per run with its summary.json) go to ``benchmarks/out/multitask-<dataset>/``.
+A run whose folder already holds a summary.json is not trained again (an interrupted
+benchmark resumes; seeds run in separate processes share one table when collected).
 """
 
 from __future__ import annotations
@@ -84,10 +86,13 @@ def main():
     for seed in seeds:
         for model in models:
             started = time.time()
-            result = recbole_compress.run_recbole_compress(
-                model, args.dataset, config_dict={**settings, "seed": seed, "output_dir": str(out / f"{model}-{seed}")}
-            )
-            summary = result["summary"]
+            done = out / f"{model}-{seed}" / "summary.json"
+            if done.is_file():  # finished earlier: collect, do not train again
+                summary = json.loads(done.read_text())
+            else:
+                summary = recbole_compress.run_recbole_compress(
+                    model, args.dataset, config_dict={**settings, "seed": seed, "output_dir": str(out / f"{model}-{seed}")}
+                )["summary"]
             multitask = summary["multitask"]
             row = {"model": model, "seed": seed, **{m: summary["test"][m] for m in METRICS},
                    **{f"valid_{m}": summary["valid"][m] for m in METRICS},
@@ -95,7 +100,7 @@ def main():
                    "mlp_used_fraction": multitask["mlp_used_fraction"],
                    "mlp_weights_shared": multitask.get("mlp_weights_shared"),
                    "parameters_used": summary["nonzero_parameters"], "model_bytes": summary["model_bytes"],
-                   "epochs": summary["epochs"], "wall_time_s": round(time.time() - started, 1)}
+                   "epochs": summary["epochs"], "wall_time_s": summary["wall_time_s"]}
             rows.append(row)
             summaries[f"{model}-{seed}"] = summary
             print(f"[{model} seed {seed}] test " + ", ".join(f"{m} {row[m]:.4f}" for m in METRICS)

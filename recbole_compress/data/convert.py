@@ -43,7 +43,7 @@ Formats
     plus ``P.user`` / ``P.item`` when present (copied as ``{name}.user`` / ``{name}.item``).
     **Derived, not logged exposures**: exposures = every interaction plus ``negatives`` times
     as many sampled non-interactions per user (uniform over the items the user never rated,
-    without replacement, ``numpy.random.default_rng(seed)``); ``click`` = the pair was
+    without replacement, capped by their number, ``numpy.random.default_rng(seed)``); ``click`` = the pair was
     interacted, ``conversion`` = the rating is >= 4 (0 for non-clicks). The rating itself is
     not written (it would leak the label). Exposures are split at random into
     ``{name}.{train,valid,test}.inter`` (``valid_ratio`` each for valid and test).
