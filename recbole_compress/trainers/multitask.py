@@ -335,6 +335,9 @@ class LT4RecTrainer(MultiTaskTrainer):
         self.logger.info(set_color("lt4rec", "green") + f": joint training with {usage['mlp_weights_used']} of "
                          f"{usage['mlp_weights']} MLP weights ({usage['mlp_used_fraction']:.1%}), "
                          f"{usage['mlp_weights_shared']} shared by both tasks")
+        for layer in usage["layers"]:
+            self.logger.info(f"  layer {layer['layer']} {layer['shape']}: per task {layer['per_task']}, used "
+                             f"{layer['used']} of {layer['weights']}, shared {layer['shared']} (overlap {layer['overlap']:.3f})")
         started = time.perf_counter()
         score, result, epoch = self._fit_phase(
             train_data, valid_data, self.tasks.valid_metric, self.tasks.valid_bigger,
