@@ -102,8 +102,13 @@ def check_dataset(config) -> None:
     missing = [p for p in wanted if not p.is_file()]
     if missing:
         where = os.fspath(missing[0])
+        fmt, src = "<lightgcn|lastfm|s3rec|unisrec|ctcvr>", f"../shared/datasets/{name}"
+        if name.endswith("-funnel"):  # derived from RecBole's own ml-100k
+            import recbole
+
+            fmt, src = "funnel", os.fspath(Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k")
         raise UserError(
             f"dataset '{name}' not found: no {where}; convert it first, e.g. "
-            f"`uv run python -m recbole_compress.data convert <lightgcn|lastfm|s3rec|unisrec|ctcvr> "
-            f"../shared/datasets/{name} {os.fspath(path)}` (or set --data_path=DIR holding {name}/)"
+            f"`uv run python -m recbole_compress.data convert {fmt} "
+            f"{src} {os.fspath(path)}` (or set --data_path=DIR holding {name}/)"
         )

@@ -65,3 +65,12 @@ def test_task_count_is_checked_before_loading(root, labels, words):
     with pytest.raises(UserError) as err:
         build_config("LT4Rec", "ali-ccp-sample", config_dict={"data_path": str(root), "task_label_fields": labels})
     assert all(w in str(err.value) for w in words)
+
+
+def test_missing_funnel_names_its_convert_command(tmp_path):
+    from recbole_compress.config import check_dataset
+    from recbole_compress.quick_start import build_config
+
+    config = build_config("LT4Rec", "ml-100k-funnel", config_dict={"data_path": str(tmp_path)})
+    with pytest.raises(UserError, match=r"convert funnel .*dataset_example/ml-100k"):
+        check_dataset(config)
