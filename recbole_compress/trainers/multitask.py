@@ -160,7 +160,8 @@ class MultiTaskTrainer(AbstractTrainer):
                 self.model.load_state_dict(torch.load(model_file, map_location=self.device, weights_only=True))
             elif self.best_state is not None:
                 self.model.load_state_dict(self.best_state)
-        return self._evaluate_model(eval_data, show_progress)
+        self.last_result = self._evaluate_model(eval_data, show_progress)
+        return self.last_result
 
     # -- reporting ---------------------------------------------------------------
 
@@ -172,11 +173,23 @@ class MultiTaskTrainer(AbstractTrainer):
     def mean_epoch_time(self) -> float | None:
         return round(sum(self.epoch_times) / len(self.epoch_times), 4) if self.epoch_times else None
 
+    def per_task(self) -> dict:
+        """Each task's metrics: the click task's CTR AUC / LogLoss, the conversion task's
+        CVR AUC (clicked exposures) and CTCVR AUC, on validation (best epoch) and test."""
+        valid = self.phases[-1]["valid"] if self.phases else None
+        test = getattr(self, "last_result", None)
+        own = (("ctr_auc", "ctr_logloss"), ("cvr_auc", "ctcvr_auc"))
+        return {
+            field: {split: {k: result[k] for k in keys} for split, result in (("valid", valid), ("test", test)) if result}
+            for field, keys in zip(self.tasks.fields, own)
+        }
+
     def extra_summary(self) -> dict:
         return {
             "multitask": {
                 "task_label_fields": self.tasks.fields,
                 "task_weights": self.tasks.weights,
+                "tasks": self.per_task(),
                 "best_epoch": self.best_epoch,
                 "phases": self.phases,
                 **self.model.shared_mlp_usage(),

@@ -35,6 +35,9 @@ def test_models_report_every_task(root, tmp_path, model, one_thread):
     assert set(summary["test"]) == {"ctr_auc", "ctr_logloss", "cvr_auc", "ctcvr_auc"}
     assert summary["valid"] == result["best_valid_result"] and summary["valid_metric"] == "cvr_auc"
     assert summary["multitask"]["task_label_fields"] == ["click", "purchase"]
+    tasks = summary["multitask"]["tasks"]
+    assert tasks["click"]["test"] == {k: summary["test"][k] for k in ("ctr_auc", "ctr_logloss")}
+    assert tasks["purchase"]["valid"] == {k: summary["valid"][k] for k in ("cvr_auc", "ctcvr_auc")}
     assert summary["multitask"]["mlp_used_fraction"] == 1.0 and summary["epochs"] == 2
     best = torch.load(tmp_path / model / "best.pth", weights_only=True)  # checkpoints are weights-only
     assert all(torch.is_tensor(v) for v in best.values())
