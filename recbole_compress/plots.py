@@ -97,6 +97,10 @@ def plot_task_rounds(rows: list[dict], path, title: str = "") -> Path:
             if r.get("chosen"):
                 ax.plot([xi], [yi], "o", markersize=12, markerfacecolor="none", color=line.get_color())
     ax.set_xscale("log")
+    remaining = [r["remaining"] * 100 for r in rows]
+    ticks = [t for t in (100, 80, 64, 50, 40, 30, 20, 15, 10, 5, 2, 1) if min(remaining) <= t <= max(remaining)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.invert_xaxis()
     ax.set_xlabel("remaining shared-MLP weights (%)")
     ax.set_ylabel("validation metric of the task")
