@@ -15,7 +15,20 @@ FORMATS = {
     "lastfm": "lastfm",
     "beauty": "s3rec",
     "scientific": "unisrec",
+    "ali-ccp-sample": "ctcvr",
+    "aliexpress-sample": "ctcvr",
+    "ml-100k-funnel": "funnel",  # DERIVED from RecBole's own ml-100k (see the converter)
 }
+
+
+def source_of(name: str) -> Path:
+    """Where a dataset's raw files are: ../shared/datasets/<name>, or for the
+    ml-100k funnel the ml-100k folder that ships inside the recbole wheel."""
+    if FORMATS.get(name) == "funnel":
+        import recbole
+
+        return Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k"
+    return SHARED / name
 
 
 def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:
@@ -34,7 +47,7 @@ def ensure_dataset(name: str, data_path: Path) -> None:
 
     if name not in FORMATS:
         raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
-    convert_dataset(FORMATS[name], SHARED / name, data_path / name)
+    convert_dataset(FORMATS[name], source_of(name), data_path / name)
 
 
 def prepare_run(args, kind: str) -> tuple[Path, Path]:

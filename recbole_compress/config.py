@@ -57,6 +57,8 @@ class Config(RecBoleConfig):
             files.append(ours / "model" / f"{base}.yaml")
         for method in getattr(model_class, "compression_chain", ()):  # inner method first: outer wins
             files.append(ours / "model" / f"{method.name}.yaml")
+        # settings a family of models shares (the multi-task models: MultiTask.yaml)
+        files += [ours / "model" / f"{name}.yaml" for name in getattr(model_class, "extra_property_files", ())]
         files.append(ours / "model" / f"{model}.yaml")
         for file in files:
             if file.is_file():
@@ -100,8 +102,13 @@ def check_dataset(config) -> None:
     missing = [p for p in wanted if not p.is_file()]
     if missing:
         where = os.fspath(missing[0])
+        fmt, src = "<lightgcn|lastfm|s3rec|unisrec|ctcvr>", f"../shared/datasets/{name}"
+        if name.endswith("-funnel"):  # derived from RecBole's own ml-100k
+            import recbole
+
+            fmt, src = "funnel", os.fspath(Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k")
         raise UserError(
             f"dataset '{name}' not found: no {where}; convert it first, e.g. "
-            f"`uv run python -m recbole_compress.data convert <lightgcn|lastfm|s3rec|unisrec|ctcvr> "
-            f"../shared/datasets/{name} {os.fspath(path)}` (or set --data_path=DIR holding {name}/)"
+            f"`uv run python -m recbole_compress.data convert {fmt} "
+            f"{src} {os.fspath(path)}` (or set --data_path=DIR holding {name}/)"
         )

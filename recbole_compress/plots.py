@@ -107,3 +107,30 @@ def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Pat
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title or "methods at the same budgets", fontsize=10)
     return _save(plt, fig, ax, path)
+
+
+def plot_task_rounds(rows: list[dict], path, title: str = "") -> Path:
+    """LT4Rec's per-task pruning rounds: each task's validation metric against the
+    remaining share of the shared MLP's weights, the chosen round circled."""
+    plt = _pyplot()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for task in dict.fromkeys(r["task"] for r in rows):
+        own = [r for r in rows if r["task"] == task]
+        metric = next(k for k in own[0] if k.startswith("valid_"))
+        x = [r["remaining"] * 100 for r in own]
+        y = [r[metric] for r in own]
+        line = ax.plot(x, y, "o-", label=f"{task}: {metric}")[0]
+        for r, xi, yi in zip(own, x, y):
+            if r.get("chosen"):
+                ax.plot([xi], [yi], "o", markersize=12, markerfacecolor="none", color=line.get_color())
+    ax.set_xscale("log")
+    remaining = [r["remaining"] * 100 for r in rows]
+    ticks = [t for t in (100, 80, 64, 50, 40, 30, 20, 15, 10, 5, 2, 1) if min(remaining) <= t <= max(remaining)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.set_xlabel("remaining shared-MLP weights (%)")
+    ax.set_ylabel("validation metric of the task")
+    ax.set_title(title or "LT4Rec: per-task pruning rounds (chosen mask circled)")
+    return _save(plt, fig, ax, path)

@@ -27,9 +27,11 @@ RUN_CONFIG_FILE = "run_config.json"
 def load_data(config):
     """Dataset and its train/valid/test loaders, with a clear error for a missing or malformed dataset."""
     check_dataset(config)
+    # models with their own loaders (the multi-task models) name them; others use RecBole's
+    prepare = getattr(config.model_class, "prepare_data", None) or data_preparation
     try:
         dataset = create_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, dataset)
+        train_data, valid_data, test_data = prepare(config, dataset)
     except (ValueError, KeyError, IndexError) as err:  # pandas parse errors are ValueErrors
         raise UserError(
             f"dataset '{config['dataset']}' at {config['data_path']} could not be read ({type(err).__name__}: "
@@ -43,6 +45,9 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
     for method in getattr(config.model_class, "compression_chain", ()):
         if method.check_config is not None:
             method.check_config(config)  # bad settings fail before data loading
+    own_check = getattr(config.model_class, "check_config", None)
+    if own_check is not None:
+        own_check(config)
     out = run_dir(config)
     config["output_dir"] = str(out)
     config["checkpoint_dir"] = str(out)

@@ -10,6 +10,9 @@ FORMAT is one of (see ``list``):
   s3rec     beauty: the single *.txt of chronological 'user item item ...' sequences (1-based)
   unisrec   scientific: P.{train,valid,test}.inter + P.text (+ P.item2index, P.user2index)
   ctcvr     ali-ccp-sample, aliexpress-sample: the CSV file(s) with click + purchase/conversion labels
+  funnel    RecBole's ml-100k folder: a DERIVED click/conversion funnel (interactions + --negatives
+            sampled non-interactions per interaction; click = interacted, conversion = rating >= 4),
+            split at random into train/valid/test (--valid-ratio each for valid and test, --seed)
 
 The files are written into DST as {NAME}.train.inter, {NAME}.valid.inter, {NAME}.test.inter
 (lightgcn, lastfm, unisrec) or {NAME}.inter (s3rec, ctcvr), plus {NAME}.convert.json; NAME
@@ -22,6 +25,7 @@ folder and renamed into place only when complete.
 
 Example:
   python -m recbole_compress.data convert lastfm ../shared/datasets/lastfm dataset/lastfm
+  python -m recbole_compress.data convert funnel .venv/lib/python3.11/site-packages/recbole/dataset_example/ml-100k dataset/ml-100k-funnel
 
 On success one summary line is printed; bad input prints one 'error: ...' line and exits 2.
 """
@@ -48,13 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="{convert,list}", parser_class=_Parser)
     conv = sub.add_parser("convert", help="convert SRC (in FORMAT) into the dataset folder DST")
-    conv.add_argument("format", metavar="FORMAT", help="lightgcn, lastfm, s3rec, unisrec or ctcvr")
+    conv.add_argument("format", metavar="FORMAT", help="lightgcn, lastfm, s3rec, unisrec, ctcvr or funnel")
     conv.add_argument("src", metavar="SRC", help="source dataset folder (or file for s3rec/ctcvr)")
     conv.add_argument("dst", metavar="DST", help="output dataset folder; files are named NAME.*")
     conv.add_argument("--name", default=None, help="dataset name (default: basename of DST)")
     conv.add_argument(
         "--valid-ratio", type=float, default=0.1,
         help="share of each user's train interactions carved into valid when the source has none (default 0.1)",
+    )
+    conv.add_argument(
+        "--negatives", type=int, default=2,
+        help="funnel: sampled non-interactions per interaction (default 2)",
     )
     conv.add_argument("--seed", type=int, default=2020, help="seed of the validation carve (default 2020)")
     conv.add_argument(
@@ -81,6 +89,7 @@ def main(argv=None) -> int:
         result = convert_dataset(
             args.format, args.src, args.dst,
             name=args.name, valid_ratio=args.valid_ratio, seed=args.seed, keep_unseen=args.keep_unseen,
+            negatives=args.negatives,
         )
     except ConvertError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -38,6 +38,15 @@ Formats
     an ``f`` prefix (ali-ccp's ``101`` -> ``f101``, ``109_14`` -> ``f109_14``) because RecBole
     evaluates config values and would read such a name as an int; the renaming is listed
     in ``{name}.convert.json``.
+``funnel``    (derived from ml-100k; a multi-task CTR/CVR benchmark of real size) an atomic
+    ``P.inter`` with ``user_id``, ``item_id`` and ``rating`` (RecBole's ``ml-100k`` folder),
+    plus ``P.user`` / ``P.item`` when present (copied as ``{name}.user`` / ``{name}.item``).
+    **Derived, not logged exposures**: exposures = every interaction plus ``negatives`` times
+    as many sampled non-interactions per user (uniform over the items the user never rated,
+    without replacement, capped by their number, ``numpy.random.default_rng(seed)``); ``click`` = the pair was
+    interacted, ``conversion`` = the rating is >= 4 (0 for non-clicks). The rating itself is
+    not written (it would leak the label). Exposures are split at random into
+    ``{name}.{train,valid,test}.inter`` (``valid_ratio`` each for valid and test).
 
 Validation split (lightgcn without ``valid.txt``, lastfm)
 ---------------------------------------------------------
@@ -92,6 +101,7 @@ __all__ = [
     "convert_lightgcn",
     "convert_s3rec",
     "convert_dataset",
+    "convert_funnel",
     "convert_unisrec",
 ]
 
@@ -841,6 +851,111 @@ def convert_ctcvr(src, dst, *, name: str | None = None) -> ConversionResult:
     return result
 
 
+# --------------------------------------------------------------------------- funnel
+
+CONVERSION_MIN_RATING = 4.0
+
+
+def _read_rated_pairs(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user tokens, item tokens, ratings) of an atomic ``.inter`` with user_id, item_id, rating."""
+    lines = _read_lines(path)
+    try:
+        _, header_line = next(lines)
+    except StopIteration:
+        raise ConvertError(f"{path}: empty file, expected a 'field:type' header line") from None
+    names = [col.split(":")[0] for col in header_line.rstrip("\r\n").split("\t")]
+    missing = [col for col in ("user_id", "item_id", "rating") if col not in names]
+    if missing:
+        raise ConvertError(f"{path}:1: header lacks {', '.join(missing)}; the funnel needs user_id, item_id and rating")
+    u_col, i_col, r_col = (names.index(col) for col in ("user_id", "item_id", "rating"))
+    users, items, ratings = [], [], []
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        try:
+            users.append(fields[u_col])
+            items.append(fields[i_col])
+            ratings.append(float(fields[r_col]))
+        except (IndexError, ValueError):
+            raise _malformed(path, lineno, f"{len(names)} tab-separated fields with a numeric rating", line) from None
+    if not users:
+        raise ConvertError(f"{path}: no interactions found")
+    return np.array(users), np.array(items), np.array(ratings)
+
+
+def convert_funnel(
+    src, dst, *, name: str | None = None, negatives: int = 2, valid_ratio: float = 0.1, seed: int = 2020
+) -> ConversionResult:
+    """A click -> conversion funnel derived from rated interactions (see the module docstring)."""
+    started = time.perf_counter()
+    src = _check_src_dir(src)
+    path = _single_file(src, "*.inter", "funnel")
+    if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 1:
+        raise ConvertError(f"negatives={negatives} must be a whole number >= 1 (sampled non-interactions per interaction)")
+    ratio = _check_ratio(valid_ratio)
+    dst, name = _prepare_dst(dst, name)
+    users, items, ratings = _read_rated_pairs(path)
+    pairs = set(zip(users.tolist(), items.tolist()))
+    if len(pairs) != len(users):
+        raise ConvertError(f"{path}: repeated user-item pairs; a funnel needs one rating per pair")
+    catalogue = np.unique(items)
+    rng = np.random.default_rng(seed)
+    neg_users, neg_items = [], []
+    order = np.argsort(users, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1], True])
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        user = users[order[start]]
+        unseen = np.setdiff1d(catalogue, items[order[start:end]], assume_unique=True)
+        count = min(negatives * (end - start), unseen.size)
+        neg_users.extend([user] * count)
+        neg_items.extend(rng.choice(unseen, size=count, replace=False).tolist())
+    all_users = np.concatenate([users, np.array(neg_users, dtype=users.dtype)])
+    all_items = np.concatenate([items, np.array(neg_items, dtype=items.dtype)])
+    click = np.r_[np.ones(len(users), dtype=np.int64), np.zeros(len(neg_users), dtype=np.int64)]
+    conversion = np.r_[(ratings >= CONVERSION_MIN_RATING).astype(np.int64), np.zeros(len(neg_users), dtype=np.int64)]
+    # random split of the exposures: one uniform key per row, fixed by the seed
+    keys = rng.random(all_users.size)
+    split_of = np.where(keys < ratio, "valid", np.where(keys < 2 * ratio, "test", "train"))
+    header = ["user_id:token", "item_id:token", "click:float", "conversion:float"]
+    counts, labels = {}, {}
+    with _atomic_dir(dst) as tmp:
+        for split in ("train", "valid", "test"):
+            rows = np.flatnonzero(split_of == split)
+            counts[split] = _write_inter(
+                tmp / f"{name}.{split}.inter", header,
+                [all_users[rows].tolist(), all_items[rows].tolist(), click[rows].tolist(), conversion[rows].tolist()],
+            )
+        copied = []
+        for suffix in ("user", "item"):
+            side = sorted(src.glob(f"*.{suffix}"))
+            if len(side) == 1:
+                shutil.copyfile(side[0], tmp / f"{name}.{suffix}")
+                copied.append(side[0].name)
+        labels = {"click": int(click.sum()), "conversion": int(conversion.sum())}
+        info = {
+            "source_files": {"inter": path.name, "features": copied},
+            "derived": True,
+            "negatives": negatives,
+            "seed": seed,
+            "valid_ratio": ratio,
+            "interactions": int(len(users)),
+            "exposures": int(all_users.size),
+            "labels": labels,
+            "label_fields": ["click", "conversion"],
+            "notes": [
+                "DERIVED funnel, not logged exposures: exposures = interactions + sampled non-interactions",
+                f"click = interacted; conversion = rating >= {CONVERSION_MIN_RATING:g}; rating not written",
+            ],
+        }
+        result = ConversionResult(
+            name, "funnel", src, dst, int(np.unique(users).size), int(catalogue.size), counts, {}, info
+        )
+        result.seconds = time.perf_counter() - started
+        _write_json(tmp / f"{name}.convert.json", result.to_dict())
+    return result
+
+
 # --------------------------------------------------------------------------- dispatch
 
 FORMATS: dict[str, tuple[Callable[..., ConversionResult], str]] = {
@@ -849,6 +964,7 @@ FORMATS: dict[str, tuple[Callable[..., ConversionResult], str]] = {
     "s3rec": (convert_s3rec, "one *.txt of chronological 'user item item ...' sequences (beauty)"),
     "unisrec": (convert_unisrec, "P.{train,valid,test}.inter + P.text atomic files (scientific)"),
     "ctcvr": (convert_ctcvr, "click/conversion CSV file(s) (ali-ccp-sample, aliexpress-sample)"),
+    "funnel": (convert_funnel, "a rated .inter (RecBole's ml-100k): DERIVED click/conversion funnel"),
 }
 _SPLIT_FORMATS = ("lightgcn", "lastfm")
 
@@ -862,11 +978,14 @@ def convert_dataset(
     valid_ratio: float = 0.1,
     seed: int = 2020,
     keep_unseen: bool = False,
+    negatives: int = 2,
 ) -> ConversionResult:
     """Convert ``src`` in format ``fmt`` (a key of :data:`FORMATS`) into the dataset folder ``dst``."""
     if fmt not in FORMATS:
         raise ConvertError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
     func = FORMATS[fmt][0]
+    if fmt == "funnel":
+        return func(src, dst, name=name, negatives=negatives, valid_ratio=valid_ratio, seed=seed)
     if fmt in _SPLIT_FORMATS:
         return func(src, dst, name=name, valid_ratio=valid_ratio, seed=seed, keep_unseen=keep_unseen)
     return func(src, dst, name=name)

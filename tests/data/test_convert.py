@@ -353,3 +353,58 @@ def test_recbole_loads_converted_lastfm(tmp_path, monkeypatch):
     train, valid, test = data_preparation(config, dataset)
     got = {"train": train.dataset.inter_num, "valid": valid.dataset.inter_num, "test": test.dataset.inter_num}
     assert got == result.splits
+
+
+# --------------------------------------------------------------------------- funnel (derived from ml-100k)
+
+
+def _ml100k() -> Path:
+    import recbole
+
+    return Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k"
+
+
+def test_funnel_from_ml100k(tmp_path):
+    dst = tmp_path / "ml-100k-funnel"
+    result = convert("funnel", _ml100k(), dst, negatives=2, seed=7)
+    _, raw = read_atomic(_ml100k() / "ml-100k.inter")
+    rated = {(r[0], r[1]): float(r[2]) for r in raw}
+    rows = []
+    for split in ("train", "valid", "test"):
+        header, part = read_atomic(dst / f"ml-100k-funnel.{split}.inter")
+        assert header == ["user_id:token", "item_id:token", "click:float", "conversion:float"]  # no rating: it is the label
+        assert len(part) == result.splits[split]
+        rows += part
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)  # a non-interaction is never an interaction
+    for user, item, click, conversion in rows:
+        if (user, item) in rated:  # an interaction: clicked, converted iff rated >= 4
+            assert click == "1" and conversion == str(int(rated[(user, item)] >= 4))
+        else:  # a sampled non-interaction
+            assert click == "0" and conversion == "0"
+    per_user = Counter(r[0] for r in rows if r[2] == "0")
+    n_items = len({i for _, i in rated})
+    # twice the user's interactions, capped by the items the user never rated (heavy raters)
+    assert per_user == Counter({u: min(2 * n, n_items - n) for u, n in Counter(u for u, _ in rated).items()})
+    assert len(rows) == len(rated) + sum(per_user.values())
+    assert result.info["labels"] == {"click": 100000, "conversion": 55375} and result.info["derived"]
+    assert 0.09 < result.splits["valid"] / len(rows) < 0.11 and 0.09 < result.splits["test"] / len(rows) < 0.11
+    assert (dst / "ml-100k-funnel.user").is_file() and (dst / "ml-100k-funnel.item").is_file()
+    again = convert("funnel", _ml100k(), tmp_path / "again" / "ml-100k-funnel", negatives=2, seed=7)
+    assert (tmp_path / "again" / "ml-100k-funnel" / "ml-100k-funnel.test.inter").read_text() == (
+        dst / "ml-100k-funnel.test.inter").read_text()
+    assert again.splits == result.splits
+
+
+@pytest.mark.parametrize("negatives", [0, -1, 1.5])
+def test_funnel_rejects_bad_negatives(tmp_path, negatives):
+    with pytest.raises(ConvertError, match="negatives"):
+        convert("funnel", _ml100k(), tmp_path / "f", negatives=negatives)
+    assert not (tmp_path / "f").exists()
+
+
+def test_funnel_needs_ratings(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.inter").write_text("user_id:token\titem_id:token\n1\t2\n")
+    with pytest.raises(ConvertError, match="rating"):
+        convert("funnel", src, tmp_path / "f")
