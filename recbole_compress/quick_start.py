@@ -27,7 +27,8 @@ def load_data(config):
     """Dataset and its train/valid/test loaders, with a clear error for a missing or malformed dataset."""
     check_dataset(config)
     try:
-        dataset = create_dataset(config)
+        dataset_class = getattr(config.model_class, "dataset_class", None)  # models with their own (TransRec)
+        dataset = dataset_class(config) if dataset_class is not None else create_dataset(config)
         train_data, valid_data, test_data = data_preparation(config, dataset)
     except (ValueError, KeyError, IndexError) as err:  # pandas parse errors are ValueErrors
         raise UserError(

@@ -4,6 +4,7 @@ compression method with :mod:`recbole_compress.registry`."""
 from recbole_compress.models.lth import BPR_LTH, LTH, LightGCN_LTH
 from recbole_compress.models.jpq import JPQ, BERT4Rec_JPQ, GRU4Rec_JPQ, SASRec_JPQ
 from recbole_compress.models.cerp import CERP, PEP, QR, BPR_CERP, LightGCN_CERP
+from recbole_compress.models.transrec import TransRec
 
 __all__ = ["BPR_LTH", "LightGCN_LTH", "LTH", "JPQ", "SASRec_JPQ", "BERT4Rec_JPQ", "GRU4Rec_JPQ",
-           "CERP", "PEP", "QR", "BPR_CERP", "LightGCN_CERP"]
+           "CERP", "PEP", "QR", "BPR_CERP", "LightGCN_CERP", "TransRec"]
