@@ -15,7 +15,10 @@ FORMATS = {
     "lastfm": "lastfm",
     "beauty": "s3rec",
     "scientific": "unisrec",
+    "tiktok-seq": "seqsplit",
 }
+# converted datasets whose source folder has another name
+SOURCES = {"tiktok-seq": "tiktok"}
 
 
 def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:
@@ -40,7 +43,7 @@ def ensure_dataset(name: str, data_path: Path) -> None:
 
     if name not in FORMATS:
         raise SystemExit(f"error: no converted dataset at {data_path / name}; convert it first")
-    convert_dataset(FORMATS[name], SHARED / name, data_path / name)
+    convert_dataset(FORMATS[name], SHARED / SOURCES.get(name, name), data_path / name)
 
 
 def prepare_run(args, kind: str) -> tuple[Path, Path]:
