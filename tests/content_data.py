@@ -12,19 +12,23 @@ import pytest
 HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
 
 
-def scientific_slice(shared: Path, dst: Path, name: str = "sci", users: int = 60) -> Path:
-    """The first ``users`` users of Scientific (train/valid/test rows) and the texts of their items."""
+def scientific_slice(shared: Path, dst: Path, name: str = "sci", users: int = 60, history: int = 20) -> Path:
+    """The first ``users`` users of Scientific (train/valid/test rows, the last ``history`` items of
+    each history) and the texts of their items."""
     src = shared / "scientific"
     folder = dst / name
     folder.mkdir(parents=True)
     items: set[str] = set()
     for split in ("train", "valid", "test"):
         lines = (src / f"Scientific.{split}.inter").read_text().splitlines()[1:]
-        kept = [line for line in lines if int(line.split("\t")[0]) < users]
-        for line in kept:
-            _, seq, target = line.split("\t")
-            items.update(seq.split())
-            items.add(target)
+        kept = []
+        for line in lines:
+            user, seq, target = line.split("\t")
+            if int(user) < users:
+                seq = seq.split()[-history:]
+                items.update(seq)
+                items.add(target)
+                kept.append(f"{user}\t{' '.join(seq)}\t{target}")
         (folder / f"{name}.{split}.inter").write_text(HEADER + "\n".join(kept) + "\n")
     index = dict(line.split() for line in (src / "Scientific.item2index").read_text().splitlines() if line.strip())
     texts = []
@@ -62,8 +66,8 @@ SEQ_LAYOUT = {
 
 # tiny settings: one thread, small model, no progress bars
 TINY_TRANSREC = {
-    "hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 20,
-    "train_batch_size": 64, "eval_batch_size": 256, "show_progress": False, "state": "WARNING", "epochs": 1,
+    "hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 50,
+    "train_batch_size": 64, "eval_batch_size": 256, "hidden_dropout_prob": 0.1, "attn_dropout_prob": 0.1, "show_progress": False, "state": "WARNING", "epochs": 1,
 }
 
 

@@ -10,7 +10,8 @@ Sources, all keyed by the raw ``item_id`` token:
   with ``item_text_fields: [f, ...]`` and no ``.text`` file, those columns of
   ``{dataset}.item`` joined by ". " (ml-100k: ``[movie_title, release_year, class]``);
 - vectors: ``{dataset}.<name>.npy`` for each name in ``item_features`` (``auto``: every
-  such file), a float ``[rows, dim]`` matrix whose row ``r`` belongs to item token ``r``.
+  such file), a float ``[rows, dim]`` matrix whose row ``r`` belongs to item token ``r``
+  (a row of NaN: the item has no such vector).
 
 Each item gets a modality flag (bit 0 text, bit k+1 feature k), so one history may mix
 text items and vector items. An item with no source at all is an error.
@@ -106,8 +107,9 @@ def load_feature(path: Path) -> np.ndarray:
     if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
         raise UserError(f"{path} must be a 2-D numeric matrix [items, dim], got shape {matrix.shape} dtype {matrix.dtype}")
     matrix = matrix.astype(np.float32)
-    if not np.isfinite(matrix).all():
-        raise UserError(f"{path} holds NaN or infinite values; clean the features first")
+    missing = np.isnan(matrix).all(axis=1)  # an all-NaN row: the item has no such vector
+    if not np.isfinite(matrix[~missing]).all():
+        raise UserError(f"{path} holds NaN or infinite values inside rows; clean them (a whole NaN row marks an item without this feature)")
     return matrix
 
 
@@ -124,7 +126,7 @@ def align_content(tokens: list[str], folder: Path, name: str, text_fields=None, 
         rows = np.zeros((n, matrix.shape[1]), dtype=np.float32)
         has = np.zeros(n, dtype=bool)
         for idx, tok in enumerate(tokens[1:], 1):
-            if tok.isdigit() and int(tok) < len(matrix):
+            if tok.isdigit() and int(tok) < len(matrix) and not np.isnan(matrix[int(tok), 0]):
                 rows[idx] = matrix[int(tok)]
                 has[idx] = True
         content.features[feat] = rows
