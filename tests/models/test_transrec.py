@@ -38,7 +38,7 @@ def _model(data_path, name, **settings):
     return TransRec(config, train._dataset), train, test
 
 
-def _train_steps(model, batch, steps=25):
+def _train_steps(model, batch, steps=25, lr=1e-2):
     """Loss on one batch before and after ``steps`` Adam steps (overfitting it must work),
     measured in eval mode with the same sampled negatives."""
     def measured():
@@ -48,7 +48,7 @@ def _train_steps(model, batch, steps=25):
             return float(model.calculate_loss(batch))
 
     before = measured()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()
@@ -222,3 +222,23 @@ def test_cli_trains_and_fine_tunes_from_pretrained(tmp_path, shared_datasets_dir
     assert a["transrec"]["items"] != summary["transrec"]["items"]
     assert cli("--model=TransRec", "--dataset=ttB", "--config_files=tiny.yaml", "--pretrained=/no/such/run") == 2
     assert "pretrained=/no/such/run: no such file" in capsys.readouterr().err
+
+
+@text_encoder_installed
+def test_text_finetuning_trains_only_the_top_layers(tmp_path, shared_datasets_dir, text_cache, one_thread):
+    scientific_slice(shared_datasets_dir, tmp_path, users=6, history=3)
+    frozen, train, _ = _model(tmp_path, "sci", text_cache_dir=str(text_cache))
+    tuned, _, _ = _model(tmp_path, "sci", text_cache_dir=str(text_cache), text_finetune_layers=1)
+    ids = torch.arange(1, tuned.n_items)
+    tuned.eval()
+    with torch.no_grad():  # untrained, the tower gives the cached frozen vectors
+        torch.testing.assert_close(tuned.text_tower(ids), frozen.content_text[ids], atol=1e-5, rtol=1e-4)
+    trainable = {n for n, p in tuned.text_tower.named_parameters() if p.requires_grad}
+    assert trainable and all(".layer.5." in n for n in trainable)
+    before = {n: p.clone() for n, p in tuned.text_tower.named_parameters()}
+    first, last = _train_steps(tuned, _first_batch(train), steps=3, lr=1e-3)
+    changed = {n for n, p in tuned.text_tower.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == trainable and np.isfinite(last)  # gradients reach the top layer, and only it
+    assert tuned.accounting()["text_encoder_trainable_parameters"] == sum(
+        p.numel() for p in tuned.text_tower.parameters() if p.requires_grad)
+    assert any(k.startswith("text_tower.bert.encoder.layer.5.") for k in export_model(tuned)["tensors"])
