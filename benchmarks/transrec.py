@@ -80,6 +80,7 @@ def item_table_parameters(summary: dict) -> int:
 
 def main():
     args, overrides = parse()
+    pretrained = args.pretrained and str(Path(args.pretrained).resolve())  # before prepare_run changes directory
     out, data_path = prepare_run(args, "transrec")
     import recbole_compress  # noqa: F401
 
@@ -88,7 +89,6 @@ def main():
     config_files = files(args.config_files)
     runs: list[tuple[str, dict]] = []
     summaries = {}
-    pretrained = args.pretrained and str(Path(args.pretrained).resolve())
     if args.pretrain_on:
         ensure_dataset(args.pretrain_on, data_path)
         source = run("TransRec", args.pretrain_on, {**base, **per_model["TransRec"]},
