@@ -112,7 +112,7 @@ def main():
     lines = [f"# SASRec vs TransRec on {args.dataset}", "",
              f"settings: `{json.dumps({**base, **overrides})}`, config files: `{args.config_files}`"
              + (f", pre-trained: `{pretrained}`" if pretrained else ""), "",
-             "| model | epochs (best) | valid NDCG@10 | test NDCG@10 | test HR@10 | NDCG@10 / SASRec | trainable params "
+             "| model | epochs | valid NDCG@10 | test NDCG@10 | test HR@10 | NDCG@10 / SASRec | trainable params "
              "| item-ID params | model bytes | epoch (s) |",
              "|" + "---|" * 10]
     for name, s in runs:
@@ -128,8 +128,8 @@ def main():
         t = transrec["transrec"]
         lines += ["", f"TransRec keeps no per-item parameter: {t['items']:,} items, SASRec's item table here "
                   f"= {t['sasrec_item_table_parameters']:,} parameters; TransRec's trainable parameters "
-                  f"({transrec['trainable_parameters']:,}) are the same for any catalogue. Frozen text encoder: "
-                  f"{t['text_encoder_parameters']:,} parameters (shared, not trained); content cache "
+                  f"({transrec['trainable_parameters']:,}) are the same for any catalogue. Frozen text encoder "
+                  f"(shared, not trained; 0 = no text): {t['text_encoder_parameters']:,} parameters; content cache "
                   f"{t['content_cache_bytes']:,} bytes (data, grows with the catalogue)."]
     write_report(out, "\n".join(lines) + "\n", summaries)
 

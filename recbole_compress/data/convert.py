@@ -749,18 +749,22 @@ def convert_seqsplit(
     dropped["no_train_history"] = no_history
     features = sorted(p for p in src.glob("*.npy") if p.is_file())
     all_rows = {"train": train_rows, "valid": valid_rows, "test": test_rows}
-    users = set(history)
-    items = {int(i) for part in splits.values() for i in part.items.tolist()}
+    # what the written rows hold (a user whose only train item has no valid/test row leaves no row)
+    users = {row[0] for rows in all_rows.values() for row in rows}
+    dropped["train_single_item_users"] = len(set(history) - users)
+    items = {int(i) for rows in all_rows.values() for row in rows for i in (*row[1].split(), row[2])}
     info = {
         "source_files": {**{k: p.name for k, p in files.items()}, "features": [p.name for p in features]},
         "seed": int(seed),
-        "interactions": int(sum(len(p) for p in splits.values())) - no_history,
+        "interactions": int(sum(len(p) for p in splits.values())) - no_history - len(set(history) - users),
         "max_history": SEQ_MAX_HISTORY,
         "drops_unseen": not keep_unseen,
         "notes": [
             "no timestamps in the source: each user's train items in a random order (numpy.random.default_rng(seed)); "
             "valid rows: train history -> each valid item; test rows: train + valid history -> each test item",
             "feature files copied as {name}.<feature>.npy, row r = item token r",
+            "a user with one train item and no valid/test item has nothing to predict: no row "
+            "(train_single_item_users)",
         ],
     }
     counts = {}

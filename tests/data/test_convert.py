@@ -166,7 +166,9 @@ def test_tiktok_as_sequences(tmp_path):
     assert all(seq.split() == sequences[u][-50:] for u, seq, _ in valid)
     _, test = read_atomic(dst / "tts.test.inter")
     assert sorted((u, t) for u, _, t in test) == sorted(pairs_of["test"])
-    assert result.n_dropped == flat.n_dropped == 680 and result.splits["train"] == 59541 - len(train_users)
+    silent = result.dropped.pop("train_single_item_users")  # their only item is in no row
+    assert sum(result.dropped.values()) == flat.n_dropped == 680 and result.splits["train"] == 59541 - len(train_users)
+    assert result.n_users == len(train_users) - silent and result.n_items == 6224
     np.testing.assert_array_equal(np.load(dst / "tts.image.npy"), np.load(src / "image_feat.npy"))
     again = convert("seqsplit", src, tmp_path / "tts2", seed=7)
     assert (tmp_path / "tts2" / "tts2.train.inter").read_text() == (dst / "tts.train.inter").read_text()
