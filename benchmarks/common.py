@@ -18,7 +18,10 @@ FORMATS = {
     "ali-ccp-sample": "ctcvr",
     "aliexpress-sample": "ctcvr",
     "ml-100k-funnel": "funnel",  # DERIVED from RecBole's own ml-100k (see the converter)
+    "tiktok-seq": "seqsplit",
 }
+# converted datasets whose source folder has another name
+SOURCES = {"tiktok-seq": "tiktok"}
 
 
 def source_of(name: str) -> Path:
@@ -28,7 +31,7 @@ def source_of(name: str) -> Path:
         import recbole
 
         return Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k"
-    return SHARED / name
+    return SHARED / SOURCES.get(name, name)
 
 
 def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:

@@ -30,7 +30,8 @@ def load_data(config):
     # models with their own loaders (the multi-task models) name them; others use RecBole's
     prepare = getattr(config.model_class, "prepare_data", None) or data_preparation
     try:
-        dataset = create_dataset(config)
+        dataset_class = getattr(config.model_class, "dataset_class", None)  # models with their own (TransRec)
+        dataset = dataset_class(config) if dataset_class is not None else create_dataset(config)
         train_data, valid_data, test_data = prepare(config, dataset)
     except (ValueError, KeyError, IndexError) as err:  # pandas parse errors are ValueErrors
         raise UserError(

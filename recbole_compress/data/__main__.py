@@ -9,6 +9,7 @@ FORMAT is one of (see ``list``):
   lastfm    lastfm: data1.txt (train), test1.txt (test) ('user item weight', 1-based)
   s3rec     beauty: the single *.txt of chronological 'user item item ...' sequences (1-based)
   unisrec   scientific: P.{train,valid,test}.inter + P.text (+ P.item2index, P.user2index)
+  seqsplit  tiktok as sequences for TransRec: train/valid/test.txt + *.npy item features
   ctcvr     ali-ccp-sample, aliexpress-sample: the CSV file(s) with click + purchase/conversion labels
   funnel    RecBole's ml-100k folder: a DERIVED click/conversion funnel (interactions + --negatives
             sampled non-interactions per interaction; click = interacted, conversion = rating >= 4),
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="{convert,list}", parser_class=_Parser)
     conv = sub.add_parser("convert", help="convert SRC (in FORMAT) into the dataset folder DST")
-    conv.add_argument("format", metavar="FORMAT", help="lightgcn, lastfm, s3rec, unisrec, ctcvr or funnel")
+    conv.add_argument("format", metavar="FORMAT", help="lightgcn, lastfm, s3rec, unisrec, seqsplit, ctcvr or funnel")
     conv.add_argument("src", metavar="SRC", help="source dataset folder (or file for s3rec/ctcvr)")
     conv.add_argument("dst", metavar="DST", help="output dataset folder; files are named NAME.*")
     conv.add_argument("--name", default=None, help="dataset name (default: basename of DST)")

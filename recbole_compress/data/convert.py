@@ -26,6 +26,16 @@ Formats
     ``{name}.text`` are rewritten to those indices, so the text file joins with the
     inter files on RecBole's ``item_id`` token. ``P.item2index`` and ``P.user2index``
     are copied as ``{name}.item2index`` / ``{name}.user2index`` for provenance.
+``seqsplit``  (tiktok) the ``lightgcn`` files as a sequential benchmark (the UniSRec layout):
+    ``{name}.{train,valid,test}.inter`` with ``user_id:token item_id_list:token_seq
+    item_id:token``. The source has no timestamps (each line lists a user's items in
+    ascending id order), so each user's train items are put in a random order
+    (``numpy.random.default_rng(seed)``, one permutation per user in file order): train
+    rows predict each item from the ones before it, valid rows predict each valid item
+    from the whole train history, test rows each test item from train + valid history
+    (histories keep the last 50 items). The split is the source's: the same train/valid/test
+    items as ``lightgcn``. Feature matrices ``X_feat.npy`` / ``X.npy`` are copied as
+    ``{name}.X.npy`` (row r = item token r), the content TransRec reads.
 ``ctcvr``     (ali-ccp-sample, aliexpress-sample) the CSV file(s) in ``src``. Writes
     ``{name}.inter`` with every column of every CSV (rows in train, valid, test order),
     and, when each CSV's name says which split it is (``train``/``val``/``test``), also
@@ -100,6 +110,7 @@ __all__ = [
     "convert_lastfm",
     "convert_lightgcn",
     "convert_s3rec",
+    "convert_seqsplit",
     "convert_dataset",
     "convert_funnel",
     "convert_unisrec",
@@ -702,6 +713,83 @@ def convert_unisrec(src, dst, *, name: str | None = None) -> ConversionResult:
     return result
 
 
+# --------------------------------------------------------------------------- seqsplit
+
+SEQ_MAX_HISTORY = 50
+
+
+def convert_seqsplit(
+    src, dst, *, name: str | None = None, seed: int = 2020, keep_unseen: bool = False
+) -> ConversionResult:
+    """LightGCN-format splits (tiktok) as sequential benchmark files, plus the item feature matrices."""
+    started = time.perf_counter()
+    src = _require_dir(_check_src_dir(src))
+    dst, name = _prepare_dst(dst, name)
+    files = {"train": _require_file(src, "train.txt", "seqsplit"), "test": _require_file(src, "test.txt", "seqsplit"),
+             "valid": _require_file(src, "valid.txt", "seqsplit")}
+    splits = {key: _read_user_item_lines(path) for key, path in files.items()}
+    for key, part in splits.items():
+        if len(part) == 0:
+            raise ConvertError(f"{files[key]}: no interactions found; expected 'user item item ...' lines")
+    splits, dropped = _finish_interaction_splits(splits, keep_unseen)
+    rng = np.random.default_rng(seed)
+    history: dict[int, list[int]] = {}
+    train_rows: list[tuple[int, str, int]] = []
+    for user in dict.fromkeys(splits["train"].users.tolist()):  # users in file order
+        items = splits["train"].items[splits["train"].users == user]
+        seq = items[rng.permutation(len(items))].tolist()
+        history[user] = seq
+        for k in range(1, len(seq)):
+            train_rows.append((user, " ".join(map(str, seq[max(0, k - SEQ_MAX_HISTORY):k])), seq[k]))
+    valid_rows, test_rows = [], []
+    valid_seen: dict[int, list[int]] = {}
+    no_history = 0
+    for user, item in zip(splits["valid"].users.tolist(), splits["valid"].items.tolist()):
+        if user not in history:
+            no_history += 1
+            continue
+        valid_rows.append((user, " ".join(map(str, history[user][-SEQ_MAX_HISTORY:])), item))
+        valid_seen.setdefault(user, []).append(item)
+    for user, item in zip(splits["test"].users.tolist(), splits["test"].items.tolist()):
+        if user not in history:
+            no_history += 1
+            continue
+        seq = (history[user] + valid_seen.get(user, []))[-SEQ_MAX_HISTORY:]
+        test_rows.append((user, " ".join(map(str, seq)), item))
+    dropped["no_train_history"] = no_history
+    features = sorted(p for p in src.glob("*.npy") if p.is_file())
+    all_rows = {"train": train_rows, "valid": valid_rows, "test": test_rows}
+    # what the written rows hold (a user whose only train item has no valid/test row leaves no row)
+    users = {row[0] for rows in all_rows.values() for row in rows}
+    dropped["train_single_item_users"] = len(set(history) - users)
+    items = {int(i) for rows in all_rows.values() for row in rows for i in (*row[1].split(), row[2])}
+    info = {
+        "source_files": {**{k: p.name for k, p in files.items()}, "features": [p.name for p in features]},
+        "seed": int(seed),
+        "interactions": int(sum(len(p) for p in splits.values())) - no_history - len(set(history) - users),
+        "max_history": SEQ_MAX_HISTORY,
+        "drops_unseen": not keep_unseen,
+        "notes": [
+            "no timestamps in the source: each user's train items in a random order (numpy.random.default_rng(seed)); "
+            "valid rows: train history -> each valid item; test rows: train + valid history -> each test item",
+            "feature files copied as {name}.<feature>.npy, row r = item token r",
+            "a user with one train item and no valid/test item has nothing to predict: no row "
+            "(train_single_item_users)",
+        ],
+    }
+    counts = {}
+    with _atomic_dir(dst) as tmp:
+        for key, rows in all_rows.items():
+            counts[key] = _write_inter(tmp / f"{name}.{key}.inter", _UNISREC_HEADER, list(zip(*rows)) or [[], [], []])
+        for path in features:
+            feature = path.stem.removesuffix("_feat")
+            shutil.copyfile(path, tmp / f"{name}.{feature}.npy")
+        result = ConversionResult(name, "seqsplit", src, dst, len(users), len(items), counts, dropped, info)
+        result.seconds = time.perf_counter() - started
+        _write_json(tmp / f"{name}.convert.json", result.to_dict())
+    return result
+
+
 # --------------------------------------------------------------------------- ctcvr
 
 
@@ -963,6 +1051,7 @@ FORMATS: dict[str, tuple[Callable[..., ConversionResult], str]] = {
     "lastfm": (convert_lastfm, "data1.txt (train) + test1.txt (test), 'user item weight' per line (lastfm)"),
     "s3rec": (convert_s3rec, "one *.txt of chronological 'user item item ...' sequences (beauty)"),
     "unisrec": (convert_unisrec, "P.{train,valid,test}.inter + P.text atomic files (scientific)"),
+    "seqsplit": (convert_seqsplit, "train.txt/valid.txt/test.txt as sequences + *.npy item features (tiktok, for TransRec)"),
     "ctcvr": (convert_ctcvr, "click/conversion CSV file(s) (ali-ccp-sample, aliexpress-sample)"),
     "funnel": (convert_funnel, "a rated .inter (RecBole's ml-100k): DERIVED click/conversion funnel"),
 }
@@ -988,4 +1077,6 @@ def convert_dataset(
         return func(src, dst, name=name, negatives=negatives, valid_ratio=valid_ratio, seed=seed)
     if fmt in _SPLIT_FORMATS:
         return func(src, dst, name=name, valid_ratio=valid_ratio, seed=seed, keep_unseen=keep_unseen)
+    if fmt == "seqsplit":
+        return func(src, dst, name=name, seed=seed, keep_unseen=keep_unseen)
     return func(src, dst, name=name)

@@ -139,6 +139,42 @@ def test_tiktok_round_trip(tmp_path):
     assert kept_all.splits == {"train": 59541, "valid": 3051, "test": 6130}
 
 
+def test_tiktok_as_sequences(tmp_path):
+    """seqsplit: the lightgcn split's items, each user's train items in one seeded order, the features copied."""
+    import numpy as np
+
+    src = shared("tiktok")
+    result = convert("seqsplit", src, tmp_path / "tts", seed=7)
+    dst = tmp_path / "tts"
+    header, train = read_atomic(dst / "tts.train.inter")
+    assert header == ["user_id:token", "item_id_list:token_seq", "item_id:token"]
+    flat = convert("lightgcn", src, tmp_path / "flat")
+    pairs_of = {split: pairs(tmp_path / "flat" / f"flat.{split}.inter") for split in ("train", "valid", "test")}
+    # every train item is a target once, except each user's first; every history is that user's earlier items
+    sequences: dict[str, list[str]] = {}
+    for user, seq, target in train:
+        sequences.setdefault(user, seq.split()[:1])
+        assert seq.split() == sequences[user][-50:]
+        sequences[user].append(target)
+    train_users = {u for u, _ in pairs_of["train"]}
+    for user in train_users - set(sequences):  # one train item: no train row, only a history
+        sequences[user] = [i for u, i in pairs_of["train"] if u == user]
+    assert sorted((u, i) for u, s in sequences.items() for i in s) == sorted(pairs_of["train"])
+    assert any(s != sorted(s, key=int) for s in sequences.values())  # not the source's ascending order
+    _, valid = read_atomic(dst / "tts.valid.inter")
+    assert sorted((u, t) for u, _, t in valid) == sorted(pairs_of["valid"])
+    assert all(seq.split() == sequences[u][-50:] for u, seq, _ in valid)
+    _, test = read_atomic(dst / "tts.test.inter")
+    assert sorted((u, t) for u, _, t in test) == sorted(pairs_of["test"])
+    silent = result.dropped.pop("train_single_item_users")  # their only item is in no row
+    assert sum(result.dropped.values()) == flat.n_dropped == 680 and result.splits["train"] == 59541 - len(train_users)
+    assert result.n_users == len(train_users) - silent and result.n_items == 6224
+    np.testing.assert_array_equal(np.load(dst / "tts.image.npy"), np.load(src / "image_feat.npy"))
+    again = convert("seqsplit", src, tmp_path / "tts2", seed=7)
+    assert (tmp_path / "tts2" / "tts2.train.inter").read_text() == (dst / "tts.train.inter").read_text()
+    assert again.splits == result.splits
+
+
 @pytest.mark.slow
 def test_yelp2018_counts(tmp_path, request):
     if "slow" not in (request.config.getoption("-m") or ""):
