@@ -146,7 +146,7 @@ def test_pretrained_model_loads_into_another_dataset(tmp_path, shared_datasets_d
     _train_steps(source, _first_batch(train), steps=5)
     path = tmp_path / "pre" / "model.pt"
     save_artifact(export_model(source), path)
-    assert set(load_artifact(path)) == {"tensors", "modules", "masked"}  # weights-only load
+    assert {"tensors", "modules", "masked"} <= set(load_artifact(path))  # weights-only load
 
     _write_renamed_slice(shared_datasets_dir, tmp_path, "other", range(100, 130), "x")
     target, train_b, test_b = _model(tmp_path, "other", text_cache_dir=str(text_cache), pretrained=str(path.parent),
