@@ -19,27 +19,22 @@ keys. Outputs go to ``benchmarks/out/cerp-<dataset>/`` (git-ignored).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from common import config_overrides, prepare_run, write_report  # benchmarks/common.py
+from common import benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("CERP", "PEP", "QR", "magnitude")
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser = benchmark_parser(__doc__, "cerp", "ml-100k")
     parser.add_argument("--backbone", default="LightGCN")
     parser.add_argument("--sparsities", default="0.5,0.8,0.95", help="sparsities of the full tables")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/cerp-<dataset>)")
-    args, extra = parser.parse_known_args()
-    return args, config_overrides(parser, extra)
+    return parse_with_overrides(parser)
 
 
 def run(model, dataset, settings) -> dict:

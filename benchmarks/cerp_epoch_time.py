@@ -81,7 +81,7 @@ def main():
                 pass
             times.append(time.perf_counter() - started)
     dense = statistics.median(runs[args.model][1])
-    print(f"| dataset | model | budget | epochs | median epoch (s) | ratio to dense |")
+    print("| dataset | model | budget | epochs | median epoch (s) | ratio to dense |")
     print("|---|---|---|---|---|---|")
     for label, (_, times) in runs.items():
         median = statistics.median(times)

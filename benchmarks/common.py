@@ -34,6 +34,21 @@ def source_of(name: str) -> Path:
     return SHARED / SOURCES.get(name, name)
 
 
+def benchmark_parser(doc: str, kind: str, dataset: str) -> argparse.ArgumentParser:
+    """The options every benchmark has: --dataset, --threads, --out (benchmarks/out/<kind>-<dataset>)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=dataset)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", default=None, help=f"output folder (default benchmarks/out/{kind}-<dataset>)")
+    return parser
+
+
+def parse_with_overrides(parser: argparse.ArgumentParser):
+    """(the script's own arguments, the other --key=value as config keys)."""
+    args, extra = parser.parse_known_args()
+    return args, config_overrides(parser, extra)
+
+
 def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:
     """``--key=value`` arguments the script does not know -> config keys, values
     parsed as YAML (as RecBole's command line does)."""

@@ -17,26 +17,21 @@ keys. Outputs go to ``benchmarks/out/jpq-<dataset>/`` (git-ignored).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from common import config_overrides, prepare_run, write_report  # benchmarks/common.py
+from common import benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser = benchmark_parser(__doc__, "jpq", "ml-100k")
     parser.add_argument("--models", default="SASRec,GRU4Rec,BERT4Rec")
     parser.add_argument("--epochs", default="10", help="epoch cap: N, or Model:N,Model:N")
     parser.add_argument("--code_lengths", default="8", help="JPQ code lengths m: 8, 8+4, or Model:8+4,Model:8")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/jpq-<dataset>)")
-    args, extra = parser.parse_known_args()
-    return args, config_overrides(parser, extra)
+    return parse_with_overrides(parser)
 
 
 def per_model(spec: str, model: str, what: str) -> str:

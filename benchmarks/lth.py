@@ -12,24 +12,19 @@ a comparison table (dense vs winning ticket, epoch-time ratio). Extra
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from common import config_overrides, prepare_run  # benchmarks/common.py
+from common import benchmark_parser, parse_with_overrides, prepare_run  # benchmarks/common.py
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser = benchmark_parser(__doc__, "lth", "ml-100k")
     parser.add_argument("--models", default="BPR,LightGCN")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/lth-<dataset>)")
-    args, extra = parser.parse_known_args()
-    return args, config_overrides(parser, extra)
+    return parse_with_overrides(parser)
 
 
 def run(model, dataset, settings):

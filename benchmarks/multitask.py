@@ -18,26 +18,20 @@ benchmark resumes; seeds run in separate processes share one table when collecte
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import statistics
-import time
 
-from common import config_overrides, prepare_run, write_report  # benchmarks/common.py
+from common import benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 
 METRICS = ("ctr_auc", "ctr_logloss", "cvr_auc", "ctcvr_auc")
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k-funnel")
+    parser = benchmark_parser(__doc__, "multitask", "ml-100k-funnel")
     parser.add_argument("--models", default="SharedBottom,ESMM,MMoE,LT4Rec")
     parser.add_argument("--seeds", default="2020,2021,2022")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/multitask-<dataset>)")
-    args, extra = parser.parse_known_args()
-    return args, config_overrides(parser, extra)
+    return parse_with_overrides(parser)
 
 
 def mean_sd(values):
@@ -85,7 +79,6 @@ def main():
     rows, summaries = [], {}
     for seed in seeds:
         for model in models:
-            started = time.time()
             done = out / f"{model}-{seed}" / "summary.json"
             if done.is_file():  # finished earlier: collect, do not train again
                 summary = json.loads(done.read_text())

@@ -18,27 +18,22 @@ resume). Other ``--key=value`` arguments are config keys for every run (``--sasr
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from common import REPO, config_overrides, ensure_dataset, prepare_run, write_report  # benchmarks/common.py
+from common import REPO, benchmark_parser, ensure_dataset, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 
 
 def parse():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="scientific")
+    parser = benchmark_parser(__doc__, "transrec", "scientific")
     parser.add_argument("--epochs", type=int, default=10, help="epoch cap of every run")
     parser.add_argument("--config_files", default=None, help="space-separated yaml files for every run")
     parser.add_argument("--pretrained", default=None, help="finished TransRec run (folder) to fine-tune from")
     parser.add_argument("--pretrain_on", default=None, help="dataset to pre-train TransRec on first")
     parser.add_argument("--pretrain_config_files", default=None, help="yaml files for the pre-training run")
     parser.add_argument("--models", default="TransRec,SASRec", help="runs besides the transfer run")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--out", default=None, help="output folder (default benchmarks/out/transrec-<dataset>)")
-    args, extra = parser.parse_known_args()
-    return args, config_overrides(parser, extra)
+    return parse_with_overrides(parser)
 
 
 def split_overrides(overrides: dict) -> dict[str, dict]:

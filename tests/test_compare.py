@@ -1,7 +1,6 @@
 """A tiny comparison on ml-100k: 2 methods, 1 budget, 1 epoch."""
 
 import csv
-import json
 
 import pytest
 import torch
@@ -50,7 +49,6 @@ def test_budgets_are_met_by_the_exported_tables(comparison):
 
 def test_resume_skips_finished_cells(comparison, tmp_path, monkeypatch, capsys):
     out = comparison["out"]
-    (tmp_path / "cells").mkdir()
     stamp = {c: (f"{out}/cells/{c}/summary.json") for c in ("dense", "LTH-b0.1")}
     before = {c: open(p).read() for c, p in stamp.items()}
     # PEP's cell was interrupted: it runs again, the others are reused

@@ -121,10 +121,16 @@ class MultiTaskTrainer(AbstractTrainer):
         return best, best_result, best_epoch
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        return self._joint_phase(
+            train_data, valid_data, lambda e, opt: self._train_epoch(train_data, e, opt, show_progress), "joint",
+            saved, show_progress, callback_fn,
+        )
+
+    def _joint_phase(self, train_data, valid_data, run_epoch, label, saved, show_progress, callback_fn):
+        """Train all tasks together to early stop on the task metric; keep the best epoch."""
         started = time.perf_counter()
         score, result, epoch = self._fit_phase(
-            train_data, valid_data, self.tasks.valid_metric, self.tasks.valid_bigger,
-            lambda e, opt: self._train_epoch(train_data, e, opt, show_progress), "joint",
+            train_data, valid_data, self.tasks.valid_metric, self.tasks.valid_bigger, run_epoch, label,
             show_progress, callback_fn,
         )
         self._keep_best(epoch, saved)
@@ -351,15 +357,10 @@ class LT4RecTrainer(MultiTaskTrainer):
         for layer in usage["layers"]:
             self.logger.info(f"  layer {layer['layer']} {layer['shape']}: per task {layer['per_task']}, used "
                              f"{layer['used']} of {layer['weights']}, shared {layer['shared']} (overlap {layer['overlap']:.3f})")
-        started = time.perf_counter()
-        score, result, epoch = self._fit_phase(
-            train_data, valid_data, self.tasks.valid_metric, self.tasks.valid_bigger,
-            lambda e, opt: self._alternating_epoch(train_data, e, opt, show_progress), "[joint]",
-            show_progress, callback_fn,
+        score, result = self._joint_phase(
+            train_data, valid_data, lambda e, opt: self._alternating_epoch(train_data, e, opt, show_progress),
+            "[joint]", saved, show_progress, callback_fn,
         )
-        self._keep_best(epoch, saved)
-        self.phases.append({"phase": "joint", "best_epoch": epoch, "valid": result,
-                            "seconds": round(time.perf_counter() - started, 2)})
         self._write_rounds()
         return score, result
 
