@@ -19,7 +19,7 @@ from recbole_compress.embeddings.base import (
     compressed_modules,
     embedding_kind,
 )
-from recbole_compress.embeddings.masked import TensorMask, add_mask, decode_masked, encode_masked
+from recbole_compress.embeddings.masked import TensorMask, pack_bits, unpack_bits, add_mask, decode_masked, encode_masked
 from recbole_compress.errors import UserError
 from recbole_compress.utils import atomic_torch_save
 
@@ -64,11 +64,19 @@ def export_model(model: nn.Module) -> dict:
         for key, value in encode_masked(original.reshape(original.shape[0], -1), mask.reshape(mask.shape[0], -1)).items():
             tensors[f"{name}::{key}"] = value
         tensors[f"{name}::full_shape"] = torch.tensor(list(original.shape), dtype=torch.int64)
+    packed = []
     for key, value in state.items():
-        if key not in skip and not _inside(key.rpartition(".")[0], compressed):
+        if key in skip or _inside(key.rpartition(".")[0], compressed):
+            continue
+        if value.dtype == torch.bool:  # masks kept as plain buffers (LT4Rec's per-task masks): 1 bit each
+            tensors[f"{key}::bits"] = pack_bits(value.detach().cpu().flatten())
+            tensors[f"{key}::shape"] = torch.tensor(list(value.shape), dtype=torch.int64)
+            packed.append(key)
+        else:
             tensors[key] = value.detach().cpu()
     return {
         "tensors": tensors,
+        "packed_bool": packed,
         "modules": {n: embedding_kind(m) for n, m in compressed.items()},
         "masked": sorted(masked),
         "masked_in_tables": masked_in_tables,
@@ -141,6 +149,9 @@ def import_model(model: nn.Module, artifact: dict) -> nn.Module:
             add_mask(module, key).mask.copy_(mask)
         _set_submodule(model, name, module)
     state = {k: v for k, v in tensors.items() if "::" not in k}
+    for key in artifact.get("packed_bool", []):
+        shape = torch.Size(tensors[f"{key}::shape"].tolist())
+        state[key] = unpack_bits(tensors[f"{key}::bits"], shape.numel()).view(shape)
     masked = _masked_outside(model, artifact["modules"])
     for name in artifact.get("masked", []):
         if name not in masked:

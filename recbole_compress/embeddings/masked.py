@@ -103,7 +103,7 @@ def encode_masked(values: Tensor, mask: Tensor) -> dict[str, Tensor]:
     bitmap_bytes = math.ceil(rows * cols / 8)
     out = {"shape": torch.tensor([rows, cols], dtype=torch.int64), "values": kept}
     if bitmap_bytes <= csr_bytes:
-        out["bitmap"] = _pack_bits(mask.flatten())
+        out["bitmap"] = pack_bits(mask.flatten())
     else:
         counts = mask.sum(dim=1, dtype=torch.int32)
         out["crow"] = torch.cat([torch.zeros(1, dtype=torch.int32), counts.cumsum(0, dtype=torch.int32)])
@@ -115,7 +115,7 @@ def decode_masked(tensors: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Inverse of :func:`encode_masked`: (dense values, boolean mask)."""
     rows, cols = (int(x) for x in tensors["shape"])
     if "bitmap" in tensors:
-        mask = _unpack_bits(tensors["bitmap"], rows * cols).view(rows, cols)
+        mask = unpack_bits(tensors["bitmap"], rows * cols).view(rows, cols)
     else:
         crow = tensors["crow"].long()
         row_ids = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])
@@ -129,13 +129,13 @@ def decode_masked(tensors: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
 
-def _pack_bits(bits: Tensor) -> Tensor:
+def pack_bits(bits: Tensor) -> Tensor:
     pad = (-bits.numel()) % 8
     padded = torch.cat([bits.to(torch.uint8), torch.zeros(pad, dtype=torch.uint8)]).view(-1, 8)
     return (padded * _BIT_WEIGHTS).sum(dim=1, dtype=torch.uint8)
 
 
-def _unpack_bits(packed: Tensor, count: int) -> Tensor:
+def unpack_bits(packed: Tensor, count: int) -> Tensor:
     bits = (packed.view(-1, 1) & _BIT_WEIGHTS).ne(0)
     return bits.flatten()[:count]
 

@@ -99,6 +99,12 @@ def test_export_is_weights_only_and_stores_only_used_weights(data, tmp_path):
     dense_model, _ = build(data, seed=1)
     dense_size = save_artifact(export_model(dense_model), tmp_path / "dense.pt")
     assert size < dense_size
+    # per-task masks are stored at one bit per weight, and load back exactly (predictions below)
+    artifact = export_model(model)
+    masks = {k: v for k, v in model.state_dict().items() if "task_mask" in k}
+    assert masks and set(artifact["packed_bool"]) == set(masks)
+    for key, mask in masks.items():
+        assert artifact["tensors"][f"{key}::bits"].numel() == -(-mask.numel() // 8)
     fresh, _ = build(data, seed=2)
     import_model(fresh, load_artifact(tmp_path / "model.pt"))  # torch.load(weights_only=True)
     batch = next(iter(data[2]))
