@@ -12,33 +12,20 @@ off). Prints median epoch times and their ratio to dense.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, benchmark_parser, prepare_run  # benchmarks/common.py
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser = benchmark_parser(__doc__, "cerp-epoch-time", "ml-100k")
+    parser.set_defaults(out=str(REPO / "benchmarks" / "out" / "cerp-epoch-time"))  # one folder for every dataset
     parser.add_argument("--model", default="LightGCN")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--budget", type=float, default=0.05, help="memory_budget (fraction of the dense tables)")
-    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
-    sys.argv = sys.argv[:1]
-
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = REPO / "benchmarks" / "out" / "cerp-epoch-time"
-    out.mkdir(parents=True, exist_ok=True)
-    os.chdir(out)
+    out, data_path = prepare_run(args, "cerp-epoch-time")
 
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import init_seed
@@ -46,7 +33,7 @@ def main():
     from recbole_compress import Config, UserError, get_model, get_trainer
     from recbole_compress.trainers.cerp import _BudgetReached
 
-    settings = {"data_path": str(REPO / "dataset"), "show_progress": False, "state": "WARNING",
+    settings = {"data_path": str(data_path), "show_progress": False, "state": "WARNING",
                 "memory_budget": args.budget, "threshold_pace": 0.0}  # pace 0: stage 1 never ends here
     variants = [(args.model, None), (f"{args.model}_CERP", 1), (f"{args.model}_CERP", 2),
                 (f"{args.model}_PEP", 1), (f"{args.model}_PEP", 2), (f"{args.model}_QR", None)]

@@ -10,32 +10,19 @@ their ratio (ticket / dense).
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, benchmark_parser, prepare_run  # benchmarks/common.py
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="ml-100k")
+    parser = benchmark_parser(__doc__, "lth-epoch-time", "ml-100k")
+    parser.set_defaults(out=str(REPO / "benchmarks" / "out" / "lth-epoch-time"))  # one folder for every dataset
     parser.add_argument("--model", default="LightGCN")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--remaining", type=float, default=0.2)
-    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
-    sys.argv = sys.argv[:1]
-
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = REPO / "benchmarks" / "out" / "lth-epoch-time"
-    out.mkdir(parents=True, exist_ok=True)
-    os.chdir(out)
+    out, data_path = prepare_run(args, "lth-epoch-time")
 
     import time
 
@@ -45,7 +32,7 @@ def main():
     from recbole_compress import Config, get_model, get_trainer
     from recbole_compress.trainers.lth import mask_fraction, prune
 
-    settings = {"data_path": str(REPO / "dataset"), "show_progress": False, "state": "WARNING"}
+    settings = {"data_path": str(data_path), "show_progress": False, "state": "WARNING"}
     runs = {}
     for name in (args.model, f"{args.model}_LTH"):
         config = Config(model=name, dataset=args.dataset, config_dict={**settings, "output_dir": str(out / name)})

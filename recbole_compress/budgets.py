@@ -203,8 +203,8 @@ def _plan_budget_method(method):
 
 
 def plan_qr_ticket(tables, max_bytes, settings):
-    """Composition: QR tables twice the size the budget could hold dense... then a
-    one-shot magnitude ticket keeps ``compose_keep`` of their values."""
+    """Composition: QR tables as large as fit once a one-shot magnitude ticket keeps
+    ``compose_keep`` (default 0.5) of their values, i.e. about twice what the budget holds dense."""
     from recbole_compress.models.lth import mask_compressed_table
 
     keep = float(settings.get("compose_keep", 0.5))

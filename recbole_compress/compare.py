@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from logging import getLogger
 from pathlib import Path
 
 from recbole_compress.budgets import PLANNERS, Plan, Table, plan
@@ -116,7 +115,7 @@ def run_cell(model: str, dataset: str, cell_dir: Path, record: dict, config_file
 
 # -- rows ----------------------------------------------------------------------------------
 
-def _row(method, budget, max_bytes, summary, tables: list[Table], dense=None) -> dict:
+def _row(method, budget, max_bytes, summary, tables: list[Table]) -> dict:
     test = summary.get("test") or {}
     if method == "dense":
         table_bytes = sum(t.dense_bytes for t in tables)
@@ -171,7 +170,6 @@ def run_comparison(
     metric = str(config["valid_metric"]).lower()
     out = Path(out or Path("saved") / f"compare-{dataset}-{backbone}").resolve()
     _claim(out, {"dataset": dataset, "backbone": backbone, "settings": settings, "config_files": config_file_list})
-    logger = getLogger()
     dense_bytes = sum(t.dense_bytes for t in tables)
     print(f"[compare] {backbone} on {dataset}: tables {', '.join(f'{t.name} {t.rows}x{t.dim}' for t in tables)}, "
           f"{dense_bytes:,} dense bytes; metric {metric}; {len(methods)} methods x {len(budgets)} budgets", flush=True)
@@ -201,7 +199,6 @@ def run_comparison(
             row["planned_bytes"], row["setting"] = p.planned_bytes, json.dumps(p.overrides, sort_keys=True)
             rows.append(row)
             _progress(row, metric, reused)
-    logger.info("comparison finished")
     return write_outputs(out, rows, metric, bool(config["valid_metric_bigger"]), f"{backbone} on {dataset}")
 
 
