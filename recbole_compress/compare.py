@@ -16,6 +16,8 @@ and budget), ``compare.png`` (quality against bytes, one curve per method, the d
 point) and ``pareto.csv`` (the front across methods). Every cell is a run folder under
 ``cells/``; rerunning the same command skips finished cells (and lottery-ticket cells
 resume inside), so an interrupted comparison continues where it stopped.
+``--report`` trains nothing: it writes the outputs from the cells that have finished
+(e.g. while other processes train disjoint ``--methods`` into the same ``--out``).
 """
 
 from __future__ import annotations
@@ -155,9 +157,11 @@ def run_comparison(
     out=None,
     config_file_list=None,
     config_dict=None,
+    report_only: bool = False,
 ) -> dict:
     """Train the dense backbone and every method at every budget; write the table, plot
-    and Pareto front. Returns ``{"rows", "metric", "out", ...}``."""
+    and Pareto front. Returns ``{"rows", "metric", "out", ...}``. With ``report_only``
+    nothing is trained: cells that have not finished get a row saying so."""
     settings = {"show_progress": False, **(config_dict or {})}
     for budget in budgets:
         if not 0.0 < budget < 1.0:
@@ -174,9 +178,19 @@ def run_comparison(
     print(f"[compare] {backbone} on {dataset}: tables {', '.join(f'{t.name} {t.rows}x{t.dim}' for t in tables)}, "
           f"{dense_bytes:,} dense bytes; metric {metric}; {len(methods)} methods x {len(budgets)} budgets", flush=True)
 
+    def cell(model, cell_dir, record, cell_settings):
+        if not report_only:
+            return run_cell(model, dataset, cell_dir, record, config_file_list, cell_settings)
+        done = _finished(cell_dir, record)
+        if done is None:
+            raise _NotRun
+        return done, True
+
     rows = []
-    summary, reused = run_cell(backbone, dataset, out / "cells" / "dense", {"model": backbone, "settings": settings},
-                               config_file_list, settings)
+    try:
+        summary, reused = cell(backbone, out / "cells" / "dense", {"model": backbone, "settings": settings}, settings)
+    except _NotRun:
+        raise UserError(f"the dense cell in {out} has not finished, so there is nothing to report yet; run without --report")
     rows.append(_row("dense", 1.0, dense_bytes, summary, tables))
     _progress(rows[-1], metric, reused)
     for budget in sorted(budgets, reverse=True):
@@ -189,8 +203,11 @@ def run_comparison(
             cell_settings = {**settings, **p.overrides}
             record = {"model": p.model, "settings": cell_settings}
             try:
-                summary, reused = run_cell(p.model, dataset, out / "cells" / _cell_name(method, budget), record,
-                                           config_file_list, cell_settings)
+                summary, reused = cell(p.model, out / "cells" / _cell_name(method, budget), record, cell_settings)
+            except _NotRun:
+                rows.append(_reason_row(p, "not run yet"))
+                _progress(rows[-1], metric, False)
+                continue
             except UserError as err:
                 rows.append(_reason_row(p, f"failed: {err}"))
                 _progress(rows[-1], metric, False)
@@ -200,6 +217,10 @@ def run_comparison(
             rows.append(row)
             _progress(row, metric, reused)
     return write_outputs(out, rows, metric, bool(config["valid_metric_bigger"]), f"{backbone} on {dataset}")
+
+
+class _NotRun(Exception):
+    """--report met a cell that has not finished."""
 
 
 def _claim(out: Path, identity: dict) -> None:
@@ -294,6 +315,8 @@ def parse_args(argv=None):
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(PLANNERS)}")
     parser.add_argument("--out", default=None, help="output folder (default saved/compare-<dataset>-<backbone>)")
     parser.add_argument("--config_files", default=None, help="space-separated property files")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: write the table, plot and Pareto front from the finished cells")
     args, extra = parser.parse_known_args(argv)
     overrides = key_value_overrides(extra, parser.error)
     try:
@@ -310,7 +333,7 @@ def main(argv=None) -> int:
 
     args, budgets, methods, files, overrides = parse_args(argv)
     try:
-        run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides)
+        run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides, report_only=args.report)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

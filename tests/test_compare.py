@@ -62,6 +62,25 @@ def test_resume_skips_finished_cells(comparison, tmp_path, monkeypatch, capsys):
     assert [r["method"] for r in rows] == ["dense", "LTH", "PEP"]
 
 
+def test_report_trains_nothing_and_marks_unfinished_cells(comparison, tmp_path, monkeypatch, capsys):
+    import recbole_compress.compare as compare
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--report must not train")
+
+    monkeypatch.setattr(compare, "run_cell", no_training)
+    out = comparison["out"]
+    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", "--methods=LTH,PEP,QR", f"--out={out}",
+                 "--report", *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 0
+    rows = {r["method"]: r for r in csv.DictReader(open(f"{out}/compare.csv"))}
+    assert rows["LTH"]["test_mrr@10"] == str(comparison["rows"][1]["test_mrr@10"])
+    assert rows["QR"]["note"] == "not run yet" and not rows["QR"]["test_mrr@10"]
+    # nothing finished at all: one line, non-zero exit
+    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", f"--out={tmp_path}/empty", "--report",
+                 *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 2
+    assert "dense cell" in capsys.readouterr().err
+
+
 def test_other_settings_do_not_mix_into_a_comparison(comparison):
     with pytest.raises(UserError, match="other settings"):
         run_comparison("ml-100k", "LightGCN", [0.1], ["LTH"], comparison["out"], config_dict={**SETTINGS, "seed": 3})
