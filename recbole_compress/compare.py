@@ -173,6 +173,8 @@ def run_comparison(
     methods = list(methods or default_methods(config))
     metric = str(config["valid_metric"]).lower()
     out = Path(out or Path("saved") / f"compare-{dataset}-{backbone}").resolve()
+    if report_only and not (out / STATE_FILE).is_file():  # report on nothing: leave no folder behind
+        raise UserError(f"{out} holds no comparison to report (no {STATE_FILE}); run the same command without --report")
     _claim(out, {"dataset": dataset, "backbone": backbone, "settings": settings, "config_files": config_file_list})
     dense_bytes = sum(t.dense_bytes for t in tables)
     print(f"[compare] {backbone} on {dataset}: tables {', '.join(f'{t.name} {t.rows}x{t.dim}' for t in tables)}, "

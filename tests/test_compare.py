@@ -75,8 +75,14 @@ def test_report_trains_nothing_and_marks_unfinished_cells(comparison, tmp_path, 
     rows = {r["method"]: r for r in csv.DictReader(open(f"{out}/compare.csv"))}
     assert rows["LTH"]["test_mrr@10"] == str(comparison["rows"][1]["test_mrr@10"])
     assert rows["QR"]["note"] == "not run yet" and not rows["QR"]["test_mrr@10"]
-    # nothing finished at all: one line, non-zero exit
+    # no comparison there: one line, non-zero exit, no folder left behind
     assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", f"--out={tmp_path}/empty", "--report",
+                 *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 2
+    assert "holds no comparison" in capsys.readouterr().err and not (tmp_path / "empty").exists()
+    # a comparison whose dense cell has not finished
+    (tmp_path / "started").mkdir()
+    (tmp_path / "started" / "comparison.json").write_text(open(f"{out}/comparison.json").read())
+    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", f"--out={tmp_path}/started", "--report",
                  *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 2
     assert "dense cell" in capsys.readouterr().err
 
