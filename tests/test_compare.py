@@ -70,20 +70,22 @@ def test_report_trains_nothing_and_marks_unfinished_cells(comparison, tmp_path, 
 
     monkeypatch.setattr(compare, "run_cell", no_training)
     out = comparison["out"]
-    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", "--methods=LTH,PEP,QR", f"--out={out}",
-                 "--report", *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 0
+
+    def report(folder, *more):
+        return main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", f"--out={folder}", "--report", *more,
+                     *(f"--{k}={v}" for k, v in SETTINGS.items())])
+
+    assert report(out, "--methods=LTH,PEP,QR") == 0
     rows = {r["method"]: r for r in csv.DictReader(open(f"{out}/compare.csv"))}
     assert rows["LTH"]["test_mrr@10"] == str(comparison["rows"][1]["test_mrr@10"])
     assert rows["QR"]["note"] == "not run yet" and not rows["QR"]["test_mrr@10"]
     # no comparison there: one line, non-zero exit, no folder left behind
-    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", f"--out={tmp_path}/empty", "--report",
-                 *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 2
+    assert report(tmp_path / "empty") == 2
     assert "holds no comparison" in capsys.readouterr().err and not (tmp_path / "empty").exists()
     # a comparison whose dense cell has not finished
     (tmp_path / "started").mkdir()
     (tmp_path / "started" / "comparison.json").write_text(open(f"{out}/comparison.json").read())
-    assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=0.1", f"--out={tmp_path}/started", "--report",
-                 *(f"--{k}={v}" for k, v in SETTINGS.items())]) == 2
+    assert report(tmp_path / "started") == 2
     assert "dense cell" in capsys.readouterr().err
 
 
