@@ -50,11 +50,15 @@ def parse_with_overrides(parser: argparse.ArgumentParser):
 
 
 def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:
-    """``--key=value`` arguments the script does not know -> config keys, values
-    parsed as YAML (as RecBole's command line does)."""
-    from recbole_compress.utils import key_value_overrides
+    """``--key=value`` arguments the script does not know -> config keys, parsed as the
+    ``recbole-compress`` command parses them."""
+    from recbole_compress.errors import UserError
+    from recbole_compress.overrides import parse_overrides
 
-    return key_value_overrides(extra, parser.error)
+    try:
+        return parse_overrides(extra)
+    except UserError as err:
+        parser.error(str(err))
 
 
 def ensure_dataset(name: str, data_path: Path) -> None:

@@ -1,6 +1,6 @@
 """One comparison of every method under the same memory budgets.
 
-    uv run python -m recbole_compress.compare --dataset=tiktok --backbone=LightGCN \\
+    recbole-compress compare --dataset=tiktok --backbone=LightGCN \\
         --budgets=0.5,0.2,0.05,0.02 [--methods=LTH,PEP,CERP,QR,QR+LTH] [--out=DIR] [--key=value ...]
 
 Trains the dense backbone once, then every method at every budget (a fraction of
@@ -22,14 +22,13 @@ resume inside), so an interrupted comparison continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from recbole_compress.budgets import PLANNERS, Plan, Table, plan
 from recbole_compress.errors import UserError
-from recbole_compress.utils import atomic_write_json, atomic_write_text, key_value_overrides, to_jsonable
+from recbole_compress.run import atomic_write_json, atomic_write_text, to_jsonable
 
 # methods that apply, by backbone kind: user + item tables, or a sequential item table
 GENERAL_METHODS = ("LTH", "PEP", "CERP", "QR", "QR+LTH")
@@ -40,17 +39,7 @@ STATE_FILE = "comparison.json"
 
 # -- what is compared -----------------------------------------------------------------------
 
-def _config(model, dataset, config_file_list, config_dict):
-    from recbole_compress.config import Config
-
-    argv, sys.argv = sys.argv, sys.argv[:1]  # Config reads --key=value from sys.argv
-    try:
-        return Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=dict(config_dict))
-    finally:
-        sys.argv = argv
-
-
-def backbone_tables(backbone: str, dataset: str, config_file_list=None, config_dict=None) -> tuple[list[Table], object]:
+def backbone_tables(backbone: str, dataset: str, config_file_list=None, config_dict=None, strict=False) -> tuple[list[Table], object]:
     """The ID tables the methods compress in ``backbone`` (as ``<backbone>_<METHOD>``
     would: ``compress_tables`` or the user/item tables), and the backbone's config."""
     from recbole.data import create_dataset
@@ -61,7 +50,9 @@ def backbone_tables(backbone: str, dataset: str, config_file_list=None, config_d
     from recbole_compress.models.compressed import tables_from_config
     from recbole_compress.registry import get_model
 
-    config = _config(backbone, dataset, config_file_list, config_dict or {})
+    from recbole_compress.run import build_config
+
+    config = build_config(backbone, dataset, config_file_list, dict(config_dict or {}), strict=strict)
     check_dataset(config)
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config)
@@ -106,11 +97,7 @@ def run_cell(model: str, dataset: str, cell_dir: Path, record: dict, config_file
     done = _finished(cell_dir, record)
     if done is not None:
         return done, True
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        result = run_recbole_compress(model, dataset, config_file_list, {**settings, "output_dir": str(cell_dir)})
-    finally:
-        sys.argv = argv
+    result = run_recbole_compress(model, dataset, config_file_list, {**settings, "output_dir": str(cell_dir)})
     atomic_write_json(cell_dir / CELL_FILE, {"record": to_jsonable(record)})  # last: marks the cell finished
     return result["summary"], False
 
@@ -158,6 +145,7 @@ def run_comparison(
     config_file_list=None,
     config_dict=None,
     report_only: bool = False,
+    strict: bool = False,
 ) -> dict:
     """Train the dense backbone and every method at every budget; write the table, plot
     and Pareto front. Returns ``{"rows", "metric", "out", ...}``. With ``report_only``
@@ -169,7 +157,7 @@ def run_comparison(
     unknown = [m for m in methods or () if m not in PLANNERS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
-    tables, config = backbone_tables(backbone, dataset, config_file_list, settings)
+    tables, config = backbone_tables(backbone, dataset, config_file_list, settings, strict)
     methods = list(methods or default_methods(config))
     metric = str(config["valid_metric"]).lower()
     out = Path(out or Path("saved") / f"compare-{dataset}-{backbone}").resolve()
@@ -252,7 +240,8 @@ COLUMNS = ["method", "budget", "max_bytes", "table_bytes", "fits", "table_parame
 
 
 def write_outputs(out: Path, rows: list[dict], metric: str, bigger: bool, title: str) -> dict:
-    from recbole_compress.pareto import front, write_csv
+    from recbole_compress.pareto import front
+    from recbole_compress.run import write_csv
     from recbole_compress.plots import plot_comparison
 
     key = f"test_{metric}"
@@ -306,41 +295,22 @@ def _count(value) -> str:
 
 # -- command line --------------------------------------------------------------------------
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m recbole_compress.compare", description=__doc__.split("\n\n")[0],
-        allow_abbrev=False,
-    )
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--backbone", required=True, help="a RecBole model with ID tables, e.g. LightGCN, BPR, SASRec")
-    parser.add_argument("--budgets", default="0.5,0.2,0.05,0.02", help="fractions of the dense tables' bytes")
-    parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(PLANNERS)}")
-    parser.add_argument("--out", default=None, help="output folder (default saved/compare-<dataset>-<backbone>)")
-    parser.add_argument("--config_files", default=None, help="space-separated property files")
-    parser.add_argument("--report", action="store_true",
-                        help="train nothing: write the table, plot and Pareto front from the finished cells")
-    args, extra = parser.parse_known_args(argv)
-    overrides = key_value_overrides(extra, parser.error)
+def main_from_args(args, overrides: dict) -> int:
+    """``recbole-compress compare`` (see :mod:`recbole_compress.cli` for the options)."""
+    from recbole_compress.config import resolve_property_file
+
     try:
         budgets = [float(b) for b in args.budgets.split(",") if b]
     except ValueError:
-        parser.error(f"--budgets={args.budgets} is not a comma-separated list of fractions, e.g. 0.5,0.2,0.05")
+        raise UserError(f"--budgets={args.budgets} is not a comma-separated list of fractions, e.g. 0.5,0.2,0.05") from None
     methods = [m for m in (args.methods or "").split(",") if m] or None
-    files = args.config_files.split() if args.config_files else None
-    return args, budgets, methods, files, overrides
-
-
-def main(argv=None) -> int:
-    import recbole_compress.compat  # noqa: F401  (RecBole on current numpy/scipy/torch)
-
-    args, budgets, methods, files, overrides = parse_args(argv)
-    try:
-        run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides, report_only=args.report)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    files = [resolve_property_file(f) for f in args.config_files.split()] if args.config_files else None
+    run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides,
+                   report_only=args.report, strict=args.strict)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m recbole_compress.compare ... = recbole-compress compare ...
+    from recbole_compress.cli import main
+
+    sys.exit(main(["compare", *sys.argv[1:]]))

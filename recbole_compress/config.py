@@ -1,10 +1,16 @@
-"""RecBole's Config, extended to find recbole_compress models and property files.
+"""RecBole's Config, extended to find recbole_compress models and property files, and
+to read every value as data.
 
 Priority (lowest first), as in RecBole: RecBole's overall/model/dataset yamls and
 quick-start yamls -> our ``overall.yaml`` -> for a generated ``<Base>_<METHOD>``
 model, the base model's RecBole yaml and our yaml for METHOD (for every METHOD of a
 composition, the inner one first) -> our yaml for the
-model -> our yaml for the dataset -> config files -> config dict -> command line.
+model -> our yaml for the dataset -> config files -> config dict -> overrides (the command line).
+
+Unlike RecBole's, this Config never runs code from a value: yaml files are read with a
+safe loader (plus RecBole's float rule, so ``1e-3`` is a number), the config dict is
+taken as the data it is (RecBole ``eval()``s its strings), and command-line overrides
+arrive parsed (:mod:`recbole_compress.overrides`) instead of being read from ``sys.argv``.
 """
 
 from __future__ import annotations
@@ -12,26 +18,43 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_compress.errors import UserError
+from recbole_compress.property_files import SafeLoader, load_yaml, properties_dir, resolve_property_file
 from recbole_compress.registry import get_model
 
-
-def properties_dir() -> Path:
-    """Where the property files are: inside the package when installed from a
-    wheel, at the repository root in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "properties", here.parent / "properties"):
-        if (candidate / "overall.yaml").is_file():
-            return candidate
-    raise UserError(f"recbole_compress property files not found next to {here}; reinstall the package")
+__all__ = ["Config", "check_dataset", "convert_hint", "recbole_downloadable", "load_yaml", "properties_dir",
+           "resolve_property_file"]
 
 
 class Config(RecBoleConfig):
-    """RecBole Config that resolves our models first and layers our property files."""
+    """RecBole Config that resolves our models first, layers our property files, and
+    reads values as data. ``overrides`` (the command line) has the highest priority."""
 
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, overrides=None):
+        self._overrides = dict(overrides or {})
+        super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+    # -- values as data ---------------------------------------------------------------
+    def _build_yaml_loader(self):
+        return SafeLoader
+
+    def _load_config_files(self, file_list):
+        values = {}
+        for file in file_list or []:
+            values.update(load_yaml(resolve_property_file(file)))
+        return values
+
+    def _load_variable_config_dict(self, config_dict):
+        return dict(config_dict or {})  # RecBole eval()s string values here
+
+    def _load_cmd_line(self):
+        return dict(self._overrides)  # RecBole reads (and evals) sys.argv here
+
+    # -- our models and property files ------------------------------------------------
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self.external_config_dict.get("model")
@@ -68,7 +91,6 @@ class Config(RecBoleConfig):
             loaded = self._update_internal_config_dict(str(dataset_file)) or {}
             self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
-
     def _set_default_parameters(self):
         # RecBole's overall.yaml samples a negative per positive, and its own check then
         # rejects every sequential model trained with CE (SASRec's default) unless the
@@ -83,32 +105,39 @@ class Config(RecBoleConfig):
         super()._set_default_parameters()
 
 
-def dataset_path(config) -> Path:
-    return Path(config["data_path"])
+# -- the dataset ---------------------------------------------------------------------
+
+def recbole_downloadable(name: str) -> bool:
+    """RecBole knows where to download ``name`` (its url.yaml: ml-1m, amazon-beauty, ...)."""
+    import recbole
+
+    folder = Path(recbole.__file__).resolve().parent / "properties" / "dataset"
+    known = {}
+    for file in ("url.yaml", "kg_url.yaml"):
+        if (folder / file).is_file():
+            known.update(yaml.safe_load((folder / file).read_text()) or {})
+    return name in known
+
+
+def convert_hint(name: str, folder: str) -> str:
+    """How to make a dataset folder from local raw files (never a path of this repository)."""
+    return (
+        f"convert your files into {folder}: `recbole-compress convert FORMAT SRC {folder}` "
+        "(formats: `recbole-compress convert --list`), or write RecBole atomic files "
+        f"({name}.inter, ...) there, or set --data_path=DIR holding {name}/"
+    )
 
 
 def check_dataset(config) -> None:
-    """Fail fast, with the convert command, when the dataset's atomic files are missing.
-
-    RecBole would otherwise try to download the dataset, which hangs offline.
-    """
-    path = dataset_path(config)
+    """Fail fast when the dataset's atomic files are missing (RecBole would otherwise
+    look for a download); RecBole's own downloadable datasets are left to RecBole."""
+    path = Path(config["data_path"])
     name = config["dataset"]
     benchmark = config["benchmark_filename"]
-    if benchmark:
-        wanted = [path / f"{name}.{part}.inter" for part in benchmark]
-    else:
-        wanted = [path / f"{name}.inter"]
+    wanted = [path / f"{name}.{part}.inter" for part in benchmark] if benchmark else [path / f"{name}.inter"]
     missing = [p for p in wanted if not p.is_file()]
-    if missing:
-        where = os.fspath(missing[0])
-        fmt, src = "<lightgcn|lastfm|s3rec|unisrec|ctcvr>", f"../shared/datasets/{name}"
-        if name.endswith("-funnel"):  # derived from RecBole's own ml-100k
-            import recbole
-
-            fmt, src = "funnel", os.fspath(Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k")
-        raise UserError(
-            f"dataset '{name}' not found: no {where}; convert it first, e.g. "
-            f"`uv run python -m recbole_compress.data convert {fmt} "
-            f"{src} {os.fspath(path)}` (or set --data_path=DIR holding {name}/)"
-        )
+    if not missing:
+        return
+    if not path.exists() and recbole_downloadable(name):
+        return  # RecBole downloads it (and asks first when it is over 1 GB)
+    raise UserError(f"dataset '{name}' not found: no {os.fspath(missing[0])}; {convert_hint(name, os.fspath(path))}")

@@ -116,9 +116,13 @@ def table_parameter_count(module) -> int:
     return module.parameter_count() - pruned
 
 
-def table_bytes(model: nn.Module) -> dict[str, int]:
-    """Exported bytes of every compressed table (what a memory budget counts)."""
-    return {name: artifact_bytes(export_table(module)[0]) for name, module in compressed_modules(model)}
+def table_bytes(model: nn.Module, artifact: dict | None = None) -> dict[str, int]:
+    """Exported bytes of every compressed table (what a memory budget counts), read
+    from ``artifact`` (an :func:`export_model` result) when given."""
+    if artifact is None:
+        return {name: artifact_bytes(export_table(module)[0]) for name, module in compressed_modules(model)}
+    tensors = artifact["tensors"]
+    return {name: artifact_bytes({k: v for k, v in tensors.items() if k.startswith(f"{name}::")}) for name in artifact["modules"]}
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -180,7 +184,7 @@ def load_artifact(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def model_accounting(model: nn.Module) -> dict[str, int]:
+def model_accounting(model: nn.Module, artifact: dict | None = None) -> dict[str, int]:
     """Parameter and byte figures for summary.json.
 
     ``nonzero_parameters`` counts what a deployed model keeps (non-zeros of
@@ -205,6 +209,6 @@ def model_accounting(model: nn.Module) -> dict[str, int]:
         "trainable_parameters": int(trainable),
         "nonzero_parameters": int(nonzero),
         "dense_parameters": int(dense_params),
-        "model_bytes": artifact_bytes(export_model(model)["tensors"]),
+        "model_bytes": artifact_bytes((artifact or export_model(model))["tensors"]),
         "dense_model_bytes": int(dense_bytes),
     }

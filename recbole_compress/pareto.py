@@ -3,11 +3,7 @@ the best trial under each size budget, and the chosen trial. Plain rows (dicts),
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
-
-from recbole_compress.utils import atomic_write_text
 
 SIZE_KEY = "model_bytes"
 
@@ -62,26 +58,3 @@ def choose(rows, metric: str, bigger: bool = True) -> dict | None:
     candidates = front(rows, metric, bigger)
     sign = 1.0 if bigger else -1.0
     return max(candidates, key=lambda r: (sign * _value(r, metric), -_value(r, SIZE_KEY))) if candidates else None
-
-
-def write_csv(rows: list[dict], path, first: list[str] = ()) -> Path:
-    """All rows (union of their keys, ``first`` leading) as CSV, written atomically."""
-    fields = list(dict.fromkeys([*first, *(k for row in rows for k in row)]))
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(row.get(k, "")) for k in fields})
-    atomic_write_text(path, buffer.getvalue())
-    return Path(path)
-
-
-def _fmt(value):
-    return f"{value:.6g}" if isinstance(value, float) else value
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))

@@ -16,7 +16,11 @@ from typing import Callable
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
+from recbole_compress import compat
 from recbole_compress.errors import UserError
+
+# every use of RecBole through this package goes through the registry: patch RecBole first
+compat.apply()
 
 _MODELS: dict[str, type] = {}
 _METHODS: dict[str, "CompressionMethod"] = {}

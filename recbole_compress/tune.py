@@ -23,9 +23,9 @@ from pathlib import Path
 import yaml
 
 from recbole_compress.errors import UserError
-from recbole_compress.pareto import SIZE_KEY, best_per_budget, choose, mark_pareto, write_csv
+from recbole_compress.pareto import SIZE_KEY, best_per_budget, choose, mark_pareto
+from recbole_compress.run import atomic_write_json, atomic_write_text, write_csv
 from recbole_compress.tune_space import Dist, SearchSettings, load_search_file
-from recbole_compress.utils import atomic_write_json, atomic_write_text
 
 SCORE = "valid_score"  # what every report carries and the scheduler compares
 PARETO_CSV, PARETO_PNG, CHOSEN_YAML, BUDGETS_CSV, SEARCH_JSON = (
@@ -63,8 +63,6 @@ class TrialJob:
 def run_trial(params: dict, job: TrialJob) -> None:
     """The function trainable: one ``run_recbole_compress`` with the sampled ``params``."""
     from ray import tune
-
-    sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
     import torch
 
     torch.set_num_threads(max(1, int(job.cpu)))
@@ -139,39 +137,22 @@ def ray_space(space: list[Dist], tune) -> dict:
     return {d.key: make[d.form](d.args) for d in space}
 
 
-def parse_overrides(args: list[str]) -> dict:
-    """``--key=value`` command-line arguments, converted as RecBole converts them."""
-    from recbole.config import Config as RecBoleConfig
-
-    raw = {}
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            raise UserError(f"unrecognised argument {arg!r}; config keys go as --key=value")
-        key, value = arg[2:].split("=", 1)
-        raw[key] = value
-    return RecBoleConfig._convert_config_dict(None, raw)
-
-
-def _check_base(model, dataset, config_files, base):
-    """Build the base config once in the driver: bad settings and missing data fail
-    before Ray starts; the data path becomes absolute (trials run elsewhere)."""
-    from recbole_compress.config import Config, check_dataset
+def _check_base(model, dataset, config_files, base, strict=False):
+    """Build the base config once in the driver, with every check a run does: bad
+    settings and missing data fail before Ray starts, not in every trial."""
+    from recbole_compress.config import check_dataset
+    from recbole_compress.run import build_config
 
     # Config._init_device would set CUDA_VISIBLE_DEVICES=gpu_id in this process, and the local
     # Ray started next would then see only that GPU: keep the variable as it was
-    argv, sys.argv = sys.argv, sys.argv[:1]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
-        config = Config(model=model, dataset=dataset, config_file_list=config_files or None, config_dict=dict(base))
+        config = build_config(model, dataset, config_files or None, dict(base), strict=strict)
     finally:
-        sys.argv = argv
         if visible is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    for method in getattr(config.model_class, "compression_chain", ()):
-        if method.check_config is not None:
-            method.check_config(config)
     check_dataset(config)
     return config
 
@@ -184,6 +165,7 @@ def run_search(
     overrides: dict | None = None,
     flags: dict | None = None,
     resume: bool = False,
+    strict: bool = False,
     _interrupt: int | None = None,
 ) -> dict:
     """Run (or with ``resume`` continue) a search; returns the paths and the rows written.
@@ -194,16 +176,15 @@ def run_search(
     spec = load_search_file(search_file)
     settings: SearchSettings = spec.settings.update(flags or {}, "the command line")
     ray, tune = import_ray(local=not settings.ray_address)
-    config_files = [str(Path(f).resolve()) for f in (config_files or [])]
-    for f in config_files:
-        if not Path(f).is_file():
-            raise UserError(f"config file '{f}' not found; give existing yaml files to --config_files")
+    from recbole_compress.property_files import resolve_property_file
+
+    config_files = [str(Path(resolve_property_file(f)).resolve()) for f in (config_files or [])]
     searched = sorted(set(overrides or {}) & {d.key for d in spec.space})
     if searched:
         raise UserError(f"--{searched[0]} is searched by {spec.path}; drop it from the command line or from the search file")
     base = {**spec.fixed, **(overrides or {})}
     base.pop("output_dir", None)  # every trial gets its own
-    config = _check_base(model, dataset, config_files, base)
+    config = _check_base(model, dataset, config_files, base, strict)
     base["data_path"] = str(Path(config["data_path"]).resolve().parent)
     metric = str(config["valid_metric"]).lower()
     bigger = bool(config["valid_metric_bigger"])
@@ -398,7 +379,7 @@ def _write_results(exp_dir, rows, model, dataset, metric, bigger, settings, conf
     if chosen is not None:
         settings_out = {"model": model, "dataset": dataset, **base, **{d.key: chosen[d.key] for d in spec.space}}
         files = " ".join([*config_files, str(exp_dir / CHOSEN_YAML)])
-        command = f'uv run run_recbole_compress.py --model={model} --dataset={dataset} --config_files="{files}"'
+        command = f'recbole-compress run --model={model} --dataset={dataset} --config_files="{files}"'
         header = (
             f"# chosen by the search in {exp_dir}: trial {chosen['trial_id']}, best validation {metric} on the\n"
             f"# Pareto front ({key}={chosen[key]}, {SIZE_KEY}={chosen[SIZE_KEY]}). Run it with:\n# {command}\n"
@@ -455,17 +436,17 @@ def _cell(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def main(args, extra: list[str]) -> int:
-    """The ``--tune`` branch of the command line (``cli.main`` hands over here)."""
-    overrides = parse_overrides(extra)
+def main(args, overrides: dict) -> int:
+    """``recbole-compress tune SEARCH_FILE ...`` (``cli`` parses; this runs and prints)."""
     flags = {
         "num_samples": args.num_samples, "scheduler": args.scheduler, "search_alg": args.search_alg,
         "cpu": args.cpu, "gpu": args.gpu, "max_concurrent": args.max_concurrent,
         "ray_address": args.ray_address, "storage_path": args.storage_path, "name": args.name,
     }
     config_files = args.config_files.split() if args.config_files else None
-    result = run_search(args.model, args.dataset, args.tune, config_files, overrides, flags, resume=args.resume)
-    keys = [d.key for d in load_search_file(args.tune).space]
+    result = run_search(args.model, args.dataset, args.search_file, config_files, overrides, flags, resume=args.resume,
+                        strict=args.strict)
+    keys = [d.key for d in load_search_file(args.search_file).space]
     print(f"search: {result['trials']} trials {result['statuses']} in {result['wall_time_s']} s")
     if result["statuses"].get("unfinished"):
         print("search interrupted: continue it with the same command and --resume (finished trials are kept)")

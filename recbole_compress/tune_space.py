@@ -99,16 +99,10 @@ class SearchFile:
 
 def load_search_file(path) -> SearchFile:
     """Parse and check a search file; every problem is a one-line UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"search file '{path}' not found; pass an existing yaml to --tune, e.g. properties/tune/lth.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise UserError(f"search file {path} is not valid yaml ({first}); fix its syntax") from err
-    if not isinstance(data, dict):
-        raise UserError(f"search file {path} must be a mapping of config keys to {_FORMS_HELP}")
+    from recbole_compress.property_files import load_yaml, resolve_property_file
+
+    path = Path(resolve_property_file(path, "search file"))
+    data = load_yaml(path, "search file")
     settings_block = data.pop("search", None) or {}
     fixed = data.pop("config", None) or {}
     if not isinstance(settings_block, dict) or not isinstance(fixed, dict):

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from recbole_compress import UserError
-from recbole_compress.compare import main, run_comparison
+from recbole_compress.cli import main as cli_main
+from recbole_compress.compare import run_comparison
 from tests.conftest import TINY
+
+
+def main(argv):
+    return cli_main(["compare", *argv])
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

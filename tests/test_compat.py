@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import recbole_compress  # noqa: F401  (applies the patches)
+import recbole_compress.registry  # noqa: F401  (importing the registry applies the patches)
 from recbole_compress import compat
 
 

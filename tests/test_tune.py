@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from recbole_compress import UserError
-from recbole_compress.pareto import best_per_budget, choose, front, mark_pareto, read_csv
+from recbole_compress.pareto import best_per_budget, choose, front, mark_pareto
+from recbole_compress.run import read_csv
 from recbole_compress.tune_space import load_search_file
 from tests.conftest import REPO, TINY
 
@@ -74,7 +75,7 @@ def test_missing_search_file(tmp_path):
 
 
 def test_cli_bad_search_file_exits_2(tmp_path, capsys):
-    from recbole_compress.cli import main
+    from recbole_compress.cli import legacy_main as main  # run_recbole_compress.py --tune=FILE
 
     path = write(tmp_path, "prune_rate: {gaussian: [0, 1]}\n")
     assert main(["--model=BPR_LTH", "--dataset=ml-100k", f"--tune={path}"]) == 2
@@ -83,7 +84,7 @@ def test_cli_bad_search_file_exits_2(tmp_path, capsys):
 
 
 def test_search_flags_need_tune():
-    from recbole_compress.cli import main
+    from recbole_compress.cli import legacy_main as main
 
     assert main(["--model=BPR", "--dataset=ml-100k", "--num_samples=3"]) == 2
 
