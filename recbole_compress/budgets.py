@@ -19,10 +19,8 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from recbole_compress.embeddings.sparse_codec import encoded_bytes_bound, encoded_shapes, is_encoding_key
 from recbole_compress.errors import UserError
-
-# keys of an exported masked tensor that depend on which elements are kept
-_KEPT_KEYS = ("values", "bitmap", "crow", "col")
 
 
 @dataclass(frozen=True)
@@ -62,29 +60,17 @@ class CannotFit(Exception):
 
 # -- sizes of exported tables ----------------------------------------------------------------
 
-def _encoded_shapes(exported: dict) -> list[tuple[int, int]]:
-    return [tuple(int(x) for x in v) for k, v in exported.items() if k == "shape" or k.endswith(".shape")]
-
-
-def _is_kept_key(key: str) -> bool:
-    return key.rpartition(".")[2] in _KEPT_KEYS
-
-
 def pruned_bytes_bound(modules: list[nn.Module], kept: int) -> int:
     """Upper bound on the exported bytes of ``modules`` (pruned tables) keeping ``kept``
-    values in all: fixed tensors + float32 values + the cheaper of one bitmap per
-    tensor or CSR (row pointers + column indices) for all of them."""
+    values in all: their fixed tensors plus the encodings of their masked tensors."""
     from recbole_compress.export import export_table
 
-    fixed, bitmap, csr_rows, col_width = 0, 0, 0, 2
+    fixed, shapes = 0, []
     for module in modules:
         exported, _ = export_table(module)
-        fixed += sum(v.numel() * v.element_size() for k, v in exported.items() if not _is_kept_key(k))
-        for rows, cols in _encoded_shapes(exported):
-            bitmap += math.ceil(rows * cols / 8)
-            csr_rows += (rows + 1) * 4
-            col_width = max(col_width, 2 if cols <= 32767 else 4)
-    return fixed + 4 * kept + min(bitmap, csr_rows + col_width * kept)
+        fixed += sum(v.numel() * v.element_size() for k, v in exported.items() if not is_encoding_key(k))
+        shapes += encoded_shapes(exported)
+    return fixed + encoded_bytes_bound(shapes, kept)
 
 
 def dense_bytes_of(modules: list[nn.Module]) -> int:

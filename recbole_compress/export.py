@@ -18,17 +18,8 @@ from recbole_compress.embeddings.base import (
     compressed_modules,
     embedding_kind,
 )
-from recbole_compress.embeddings.masked import (
-    TensorMask,
-    add_mask,
-    decode_masked,
-    encode_masked,
-    masked_state_keys,
-    original_of,
-    pack_bits,
-    tensor_masks,
-    unpack_bits,
-)
+from recbole_compress.embeddings.masked import TensorMask, add_mask, masked_state_keys, original_of, tensor_masks
+from recbole_compress.embeddings.sparse_codec import decode_masked, encode_masked, pack_bits, unpack_bits
 from recbole_compress.errors import UserError
 from recbole_compress.utils import atomic_torch_save
 

@@ -11,7 +11,7 @@ Entities are the rows after RecBole's [PAD] row 0 (which stays zero and is not
 counted). Stage 2 of the CERP/PEP training fixes the elements kept by
 :meth:`PrunedEmbedding.fix_mask` with masked.py's :class:`TensorMask` and turns
 the thresholds off; exports store the kept elements as the smaller of CSR or
-bitmap (masked.py's encoding) plus the mapping's integers.
+bitmap (sparse_codec.py's encoding) plus the mapping's integers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from recbole_compress.embeddings.base import CompressedEmbedding
 from recbole_compress.embeddings import masked
-from recbole_compress.embeddings.masked import add_mask, decode_masked, encode_masked, original_of
+from recbole_compress.embeddings.masked import add_mask, original_of
+from recbole_compress.embeddings.sparse_codec import decode_masked, encode_masked
 from recbole_compress.errors import UserError
 
 COMBINES = ("sum", "concat")

@@ -10,7 +10,6 @@ is the trap of ``torch.nn.utils.prune`` (it recomputes only in a forward pre-hoo
 
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import torch
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from recbole_compress.embeddings.base import CompressedEmbedding
+from recbole_compress.embeddings.sparse_codec import decode_masked, encode_masked
 
 
 class TensorMask(nn.Module):
@@ -124,59 +124,6 @@ def enforce_masks(model: nn.Module, optimizer: torch.optim.Optimizer | None = No
             for value in optimizer.state.get(original, {}).values():
                 if torch.is_tensor(value) and value.shape == original.shape:
                     value.mul_(mask.mask)
-
-
-# -- compact encoding of a masked tensor --------------------------------------
-
-def encode_masked(values: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """The smaller of two exact encodings of the kept values of a 2-D tensor:
-    a bitmap (1 bit per position) or CSR (row pointers + column indices).
-    Values are float32 in row-major order of the kept positions."""
-    values = values.detach().cpu().float()
-    mask = mask.detach().cpu().bool()
-    rows, cols = mask.shape
-    kept = values[mask].contiguous()
-    nnz = kept.numel()
-    col_dtype = torch.int16 if cols <= 32767 else torch.int32
-    csr_bytes = (rows + 1) * 4 + nnz * torch.empty((), dtype=col_dtype).element_size()
-    bitmap_bytes = math.ceil(rows * cols / 8)
-    out = {"shape": torch.tensor([rows, cols], dtype=torch.int64), "values": kept}
-    if bitmap_bytes <= csr_bytes:
-        out["bitmap"] = pack_bits(mask.flatten())
-    else:
-        counts = mask.sum(dim=1, dtype=torch.int32)
-        out["crow"] = torch.cat([torch.zeros(1, dtype=torch.int32), counts.cumsum(0, dtype=torch.int32)])
-        out["col"] = mask.nonzero()[:, 1].to(col_dtype)
-    return out
-
-
-def decode_masked(tensors: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Inverse of :func:`encode_masked`: (dense values, boolean mask)."""
-    rows, cols = (int(x) for x in tensors["shape"])
-    if "bitmap" in tensors:
-        mask = unpack_bits(tensors["bitmap"], rows * cols).view(rows, cols)
-    else:
-        crow = tensors["crow"].long()
-        row_ids = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])
-        mask = torch.zeros(rows, cols, dtype=torch.bool)
-        mask[row_ids, tensors["col"].long()] = True
-    dense = torch.zeros(rows, cols, dtype=torch.float32)
-    dense[mask] = tensors["values"].float()
-    return dense, mask
-
-
-_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-
-
-def pack_bits(bits: Tensor) -> Tensor:
-    pad = (-bits.numel()) % 8
-    padded = torch.cat([bits.to(torch.uint8), torch.zeros(pad, dtype=torch.uint8)]).view(-1, 8)
-    return (padded * _BIT_WEIGHTS).sum(dim=1, dtype=torch.uint8)
-
-
-def unpack_bits(packed: Tensor, count: int) -> Tensor:
-    bits = (packed.view(-1, 1) & _BIT_WEIGHTS).ne(0)
-    return bits.flatten()[:count]
 
 
 # -- the compressed embedding ---------------------------------------------------

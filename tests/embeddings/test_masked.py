@@ -1,12 +1,9 @@
-import pytest
 import torch
 from torch import nn
 
 from recbole_compress.embeddings.masked import (
     MaskedEmbedding,
     add_mask,
-    decode_masked,
-    encode_masked,
     enforce_masks,
     mask_of,
     mask_state_keys,
@@ -14,25 +11,6 @@ from recbole_compress.embeddings.masked import (
     original_of,
     tensor_masks,
 )
-
-
-def _sparse(rows, cols, density, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    values = torch.randn(rows, cols, generator=g)
-    mask = torch.rand(rows, cols, generator=g) < density
-    return values * mask, mask
-
-
-@pytest.mark.parametrize("density", [0.02, 0.3, 0.9])
-def test_encoding_round_trips_and_picks_the_smaller_form(density):
-    values, mask = _sparse(50, 64, density)
-    encoded = encode_masked(values, mask)
-    dense, decoded_mask = decode_masked(encoded)
-    assert torch.equal(decoded_mask, mask) and torch.equal(dense, values)
-    nnz = int(mask.sum())
-    bitmap = (50 * 64 + 7) // 8
-    csr = 51 * 4 + nnz * 2
-    assert ("bitmap" in encoded) == (bitmap <= csr)
 
 
 def test_lookup_equals_rows_of_the_masked_table_and_gradients_are_masked():
