@@ -19,7 +19,15 @@ from recbole_compress.embeddings.base import (
     embedding_kind,
 )
 from recbole_compress.embeddings.masked import TensorMask, add_mask, masked_state_keys, original_of, tensor_masks
-from recbole_compress.embeddings.sparse_codec import decode_masked, encode_masked, pack_bits, unpack_bits
+from recbole_compress.embeddings.sparse_codec import (
+    decode_masked,
+    encode_masked,
+    encoded_bytes_bound,
+    encoded_shapes,
+    is_encoding_key,
+    pack_bits,
+    unpack_bits,
+)
 from recbole_compress.errors import UserError
 from recbole_compress.utils import atomic_torch_save
 
@@ -106,6 +114,23 @@ def table_parameter_count(module) -> int:
     """Numbers a deployed table keeps: its own count, less what a composition pruned."""
     pruned = sum(int(m.mask.numel() - m.mask.sum()) for m in _own_masks(module).values())
     return module.parameter_count() - pruned
+
+
+def exported_bytes(modules: list[nn.Module]) -> int:
+    """Exported bytes of compressed tables, all together."""
+    return sum(artifact_bytes(export_table(m)[0]) for m in modules)
+
+
+def pruned_bytes_bound(modules: list[nn.Module], kept: int) -> int:
+    """Upper bound on the exported bytes of ``modules`` (pruned tables) keeping ``kept``
+    values in all, whichever they are: their fixed tensors plus the encodings of their
+    masked tensors (exact whenever all of those pick the same encoding)."""
+    fixed, shapes = 0, []
+    for module in modules:
+        exported, _ = export_table(module)
+        fixed += artifact_bytes({k: v for k, v in exported.items() if not is_encoding_key(k)})
+        shapes += encoded_shapes(exported)
+    return fixed + encoded_bytes_bound(shapes, kept)
 
 
 def table_bytes(model: nn.Module) -> dict[str, int]:

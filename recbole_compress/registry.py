@@ -37,6 +37,20 @@ class CompressionMethod:
     check_config: Callable | None = None  # (config) -> None; raises UserError before any data is loaded
     composes: bool = False  # make_embedding also accepts a table another method compressed
     doc: str = ""
+    # Budget planning (recbole_compress.budgets) asks each method, before any training,
+    # about its tables at a setting of its own (a kept count, a memory_budget count, a
+    # (code length, centroids) pair). ``tables``: records with .name, .rows ([PAD]
+    # included), .dim; ``settings``: a PlanSettings. None: that setting cannot be built.
+    untrained_tables: Callable | None = None  # (tables, setting, settings) -> [CompressedEmbedding] | None
+    exported_table_bytes: Callable | None = None  # (tables, setting, settings) -> int | None (a bound if pruned)
+    composed_table_bytes: Callable | None = None  # composing methods: (inner method's tables, setting, settings) -> int
+
+class PlanSettings(dict):
+    """Config-like settings for the planning hooks: a key that is not set reads as
+    None (as in RecBole's Config)."""
+
+    def __missing__(self, key):
+        return None
 
 
 def register_model(cls: type) -> type:
