@@ -25,8 +25,13 @@ from recbole_compress.embeddings.base import _set_submodule
 from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PEPEmbedding, QREmbedding, check_buckets, part_dim
 from recbole_compress.errors import UserError
 from recbole_compress.export import exported_bytes, pruned_bytes_bound
-from recbole_compress.models.compressed import compressed_model_class
-from recbole_compress.registry import CompressionMethod, PlanSettings, register_method, register_model
+from recbole_compress.registry import (
+    CompressionMethod,
+    PlanSettings,
+    compressed_model_class,
+    register_method,
+    register_model,
+)
 from recbole_compress.trainers.cerp import BudgetSettings, BudgetTrainerMixin
 
 

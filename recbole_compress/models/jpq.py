@@ -19,8 +19,7 @@ from recbole_compress.embeddings.jpq import SCORING_PATHS, JPQEmbedding, check_d
 from recbole_compress.embeddings.jpq_codes import assign_codes, check_code_settings, training_matrix
 from recbole_compress.errors import UserError
 from recbole_compress.export import exported_bytes
-from recbole_compress.models.compressed import compressed_model_class
-from recbole_compress.registry import CompressionMethod, register_method, register_model
+from recbole_compress.registry import CompressionMethod, compressed_model_class, register_method, register_model
 
 
 def _settings(config) -> tuple[int, int, str, str]:

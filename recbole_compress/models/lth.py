@@ -15,8 +15,7 @@ from recbole_compress.embeddings.base import CompressedEmbedding, compressed_mod
 from recbole_compress.embeddings.masked import MaskedEmbedding, add_mask
 from recbole_compress.errors import UserError
 from recbole_compress.export import pruned_bytes_bound
-from recbole_compress.models.compressed import compressed_model_class
-from recbole_compress.registry import CompressionMethod, register_method, register_model
+from recbole_compress.registry import CompressionMethod, compressed_model_class, register_method, register_model
 from recbole_compress.trainers.lth import LTHSettings, LTHTrainerMixin
 
 
