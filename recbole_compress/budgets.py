@@ -14,15 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-
-import torch
-from torch import nn
 
 from recbole_compress.errors import UserError
-
-# keys of an exported masked tensor that depend on which elements are kept
-_KEPT_KEYS = ("values", "bitmap", "crow", "col")
 
 
 @dataclass(frozen=True)
@@ -60,39 +53,6 @@ class CannotFit(Exception):
     """The method has no setting whose tables fit the budget (the message says why)."""
 
 
-# -- sizes of exported tables ----------------------------------------------------------------
-
-def _encoded_shapes(exported: dict) -> list[tuple[int, int]]:
-    return [tuple(int(x) for x in v) for k, v in exported.items() if k == "shape" or k.endswith(".shape")]
-
-
-def _is_kept_key(key: str) -> bool:
-    return key.rpartition(".")[2] in _KEPT_KEYS
-
-
-def pruned_bytes_bound(modules: list[nn.Module], kept: int) -> int:
-    """Upper bound on the exported bytes of ``modules`` (pruned tables) keeping ``kept``
-    values in all: fixed tensors + float32 values + the cheaper of one bitmap per
-    tensor or CSR (row pointers + column indices) for all of them."""
-    from recbole_compress.export import export_table
-
-    fixed, bitmap, csr_rows, col_width = 0, 0, 0, 2
-    for module in modules:
-        exported, _ = export_table(module)
-        fixed += sum(v.numel() * v.element_size() for k, v in exported.items() if not _is_kept_key(k))
-        for rows, cols in _encoded_shapes(exported):
-            bitmap += math.ceil(rows * cols / 8)
-            csr_rows += (rows + 1) * 4
-            col_width = max(col_width, 2 if cols <= 32767 else 4)
-    return fixed + 4 * kept + min(bitmap, csr_rows + col_width * kept)
-
-
-def dense_bytes_of(modules: list[nn.Module]) -> int:
-    from recbole_compress.export import export_table
-
-    return sum(sum(v.numel() * v.element_size() for v in export_table(m)[0].values()) for m in modules)
-
-
 def _smallest_buildable(size, low: int, high: int) -> int | None:
     """The smallest count in [low, high] at which the method can build its tables at all
     (``size(count)`` is not None); buildable counts form an upper interval."""
@@ -125,34 +85,23 @@ def _largest(fits, low: int, high: int) -> int | None:
 
 # -- planners ------------------------------------------------------------------------------------
 
-class _Settings(dict):
-    """Config-like: a key that is not set reads as None (as in RecBole's Config)."""
+def _method(name: str):
+    """The registered method whose hooks size its tables."""
+    from recbole_compress.registry import compression_methods
 
-    def __missing__(self, key):
-        return None
+    return compression_methods()[name]
 
 
-def _budget_config(method: str, extra: dict | None = None) -> _Settings:
+def _budget_config(method: str, extra: dict | None = None):
     """The settings the CERP/PEP/QR table builders read, from the method's property file."""
     import yaml
 
     from recbole_compress.config import properties_dir
+    from recbole_compress.registry import PlanSettings
 
-    settings = _Settings(yaml.safe_load((properties_dir() / "model" / f"{method}.yaml").read_text()) or {})
+    settings = PlanSettings(yaml.safe_load((properties_dir() / "model" / f"{method}.yaml").read_text()) or {})
     settings.update(extra or {})
     return settings
-
-
-def _budget_tables(method: str, tables: list[Table], count: int, settings: dict) -> list[nn.Module]:
-    """The tables ``<Model>_<method>`` builds for ``memory_budget = count`` (no model needed)."""
-    from recbole_compress.models.cerp import PendingTable, _build, split_budget
-    from recbole_compress.trainers.cerp import BudgetSettings
-
-    config = _Settings({**settings, "memory_budget": count})
-    budget = BudgetSettings(config)
-    pending = {t.name: PendingTable(SimpleNamespace(num_embeddings=t.rows, embedding_dim=t.dim)) for t in tables}
-    shares = split_budget(budget, pending)
-    return [_build(config, name, pending[name], shares[name], method) for name in pending]
 
 
 def _prunable(tables: list[Table]) -> int:
@@ -161,32 +110,31 @@ def _prunable(tables: list[Table]) -> int:
 
 def plan_ticket(tables, max_bytes, settings):
     """One-shot magnitude ticket on the dense tables: keep the K largest values."""
-    from recbole_compress.embeddings.masked import MaskedEmbedding
+    lth = _method("LTH")
 
-    modules = [MaskedEmbedding(torch.zeros(t.rows, t.dim)) for t in tables]
+    def size(kept):
+        return lth.exported_table_bytes(tables, kept, settings)
+
     total = _prunable(tables)
-    kept = _largest(lambda k: pruned_bytes_bound(modules, k) <= max_bytes, 1, total - 1)
+    kept = _largest(lambda k: size(k) <= max_bytes, 1, total - 1)
     if kept is None:
-        raise CannotFit(f"even one kept value needs {pruned_bytes_bound(modules, 1)} bytes of index")
+        raise CannotFit(f"even one kept value needs {size(1)} bytes of index")
     rate = (total - kept) / total
     while total - int(round(rate * total)) > kept:  # the trainer rounds rate * total
         rate = math.nextafter(rate, 1.0)
     overrides = {"prune_schedule": "oneshot", "prune_rounds": 1, "prune_rate": rate, "ticket_select": "sparsest",
                  "target_sparsity": None}
-    return overrides, pruned_bytes_bound(modules, total - int(round(rate * total)))
+    return overrides, size(total - int(round(rate * total)))
 
 
-def _plan_budget_method(method):
+def _plan_budget_method(name):
     def plan(tables, max_bytes, settings):
-        config = _budget_config(method, settings)
+        method = _method(name)
+        config = _budget_config(name, settings)
         total = _prunable(tables)
 
         def size(count):
-            try:
-                modules = _budget_tables(method, tables, count, config)
-            except UserError:
-                return None
-            return dense_bytes_of(modules) if method == "QR" else pruned_bytes_bound(modules, count)
+            return method.exported_table_bytes(tables, count, config)
 
         def fits(count):
             found = size(count)
@@ -198,46 +146,34 @@ def _plan_budget_method(method):
             raise CannotFit(f"its smallest tables need {size(low)} bytes" if low else "no table size of this method fits")
         return {"memory_budget": count}, size(count)
 
-    plan.__doc__ = f"{method} tables sized (and pruned) to ``memory_budget`` non-zeros."
+    plan.__doc__ = f"{name} tables sized (and pruned) to ``memory_budget`` non-zeros."
     return plan
 
 
 def plan_qr_ticket(tables, max_bytes, settings):
     """Composition: QR tables as large as fit once a one-shot magnitude ticket keeps
     ``compose_keep`` (default 0.5) of their values, i.e. about twice what the budget holds dense."""
-    from recbole_compress.models.lth import mask_compressed_table
-
     keep = float(settings.get("compose_keep", 0.5))
     if not 0.0 < keep < 1.0:
         raise UserError(f"compose_keep={keep} is outside (0, 1); use e.g. --compose_keep=0.5")
+    qr, lth = _method("QR"), _method("LTH")
     config = _budget_config("QR", settings)
 
-    def build(count):
-        try:
-            modules = _budget_tables("QR", tables, count, config)
-        except UserError:
-            return None
-        for module in modules:
-            mask_compressed_table(module, "qr")
-        return modules
-
-    def kept_of(modules):
-        total = sum(p.numel() for m in modules for p in m.parameters())
-        return total, total - int(round((1.0 - keep) * total))
+    def size(count):
+        modules = qr.untrained_tables(tables, count, config)
+        return None if modules is None else lth.composed_table_bytes(modules, keep, config)
 
     def fits(count):
-        modules = build(count)
-        return modules is not None and pruned_bytes_bound(modules, kept_of(modules)[1]) <= max_bytes
+        found = size(count)
+        return found is not None and found <= max_bytes
 
-    low = _smallest_buildable(build, min(t.dim for t in tables) * len(tables), _prunable(tables) - 1)
+    low = _smallest_buildable(size, min(t.dim for t in tables) * len(tables), _prunable(tables) - 1)
     count = None if low is None else _largest(fits, low, _prunable(tables) - 1)
     if count is None:
         raise CannotFit("its smallest quotient-remainder tables do not fit even when pruned")
-    modules = build(count)
-    total, kept = kept_of(modules)
     overrides = {"memory_budget": count, "prune_schedule": "oneshot", "prune_rounds": 1, "prune_rate": 1.0 - keep,
                  "ticket_select": "sparsest", "target_sparsity": None}
-    return overrides, pruned_bytes_bound(modules, kept)
+    return overrides, size(count)
 
 
 def plan_jpq(tables, max_bytes, settings):
@@ -245,8 +181,9 @@ def plan_jpq(tables, max_bytes, settings):
     the most bits per item, m * log2(centroids), within the budget; ties: more
     centroids. A longer code at 256 centroids is the paper's axis; fewer centroids
     let the codebooks (centroids x d numbers) fit small budgets."""
-    from recbole_compress.embeddings.jpq import MAX_CENTROIDS, JPQEmbedding
+    from recbole_compress.embeddings.jpq import MAX_CENTROIDS
 
+    jpq = _method("JPQ")
     most = min(int(settings.get("jpq_centroids") or MAX_CENTROIDS), MAX_CENTROIDS)
     dims = {t.dim for t in tables}
     if len(dims) != 1:
@@ -255,8 +192,7 @@ def plan_jpq(tables, max_bytes, settings):
     best, smallest = None, None
     for centroids in (c for c in (256, 128, 64, 32, 16) if c <= most):
         for m in (m for m in range(1, dim + 1) if dim % m == 0):
-            modules = [JPQEmbedding(torch.zeros(t.rows, m, dtype=torch.uint8), t.dim, centroids, padding_idx=0) for t in tables]
-            size = dense_bytes_of(modules)
+            size = jpq.exported_table_bytes(tables, (m, centroids), settings)
             smallest = size if smallest is None else min(smallest, size)
             key = (m * math.log2(centroids), centroids)
             if size <= max_bytes and (best is None or key > best[0]):

@@ -47,7 +47,7 @@ def backbone_tables(backbone: str, dataset: str, config_file_list=None, config_d
 
     from recbole_compress.config import check_dataset
     from recbole_compress.embeddings.base import id_tables
-    from recbole_compress.models.compressed import tables_from_config
+    from recbole_compress.registry import tables_from_config
     from recbole_compress.registry import get_model
 
     from recbole_compress.run import build_config

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 
 from recbole_compress.embeddings.base import (
     EMBEDDING_CLASSES,
@@ -19,7 +18,16 @@ from recbole_compress.embeddings.base import (
     compressed_modules,
     embedding_kind,
 )
-from recbole_compress.embeddings.masked import TensorMask, pack_bits, unpack_bits, add_mask, decode_masked, encode_masked
+from recbole_compress.embeddings.masked import TensorMask, add_mask, masked_state_keys, original_of, tensor_masks
+from recbole_compress.embeddings.sparse_codec import (
+    decode_masked,
+    encode_masked,
+    encoded_bytes_bound,
+    encoded_shapes,
+    is_encoding_key,
+    pack_bits,
+    unpack_bits,
+)
 from recbole_compress.errors import UserError
 from recbole_compress.utils import atomic_torch_save
 
@@ -32,25 +40,19 @@ def _masked_outside(model: nn.Module, prefixes) -> dict[str, tuple[str, str]]:
     """Masked tensors outside compressed tables: export name -> (module, tensor name)."""
     found = {}
     for module_name, module in model.named_modules():
-        if _inside(module_name, prefixes) or not parametrize.is_parametrized(module):
+        if _inside(module_name, prefixes):
             continue
-        for tensor_name, plist in module.parametrizations.items():
-            if any(isinstance(p, TensorMask) for p in plist):
-                key = f"{module_name}.{tensor_name}" if module_name else tensor_name
-                found[key] = (module_name, tensor_name)
+        for tensor_name in tensor_masks(module):
+            key = f"{module_name}.{tensor_name}" if module_name else tensor_name
+            found[key] = (module_name, tensor_name)
     return found
-
-
-def _state_keys_of(module_name: str, tensor_name: str) -> tuple[str, str]:
-    prefix = f"{module_name}.parametrizations.{tensor_name}" if module_name else f"parametrizations.{tensor_name}"
-    return f"{prefix}.original", f"{prefix}.0.mask"
 
 
 def export_model(model: nn.Module) -> dict:
     """``{"tensors": {name: Tensor}, "modules": {table: class name}, "masked": [names]}``."""
     compressed = dict(compressed_modules(model))
     masked = _masked_outside(model, compressed)
-    skip = {k for m, t in masked.values() for k in _state_keys_of(m, t)}
+    skip = {k for m, t in masked.values() for k in masked_state_keys(m, t)}
     tensors: dict[str, Tensor] = {}
     masked_in_tables = []
     for name, module in compressed.items():
@@ -60,7 +62,7 @@ def export_model(model: nn.Module) -> dict:
         masked_in_tables += [f"{name}::{key}" for key in pruned]
     state = model.state_dict()
     for name, (module_name, tensor_name) in masked.items():
-        original, mask = (state[k] for k in _state_keys_of(module_name, tensor_name))
+        original, mask = (state[k] for k in masked_state_keys(module_name, tensor_name))
         for key, value in encode_masked(original.reshape(original.shape[0], -1), mask.reshape(mask.shape[0], -1)).items():
             tensors[f"{name}::{key}"] = value
         tensors[f"{name}::full_shape"] = torch.tensor(list(original.shape), dtype=torch.int64)
@@ -86,11 +88,9 @@ def export_model(model: nn.Module) -> dict:
 def _own_masks(module: nn.Module) -> dict[str, TensorMask]:
     """Masks a composition put on a compressed table's own tensors (e.g. a lottery
     ticket over the quotient-remainder tables): tensor name -> mask."""
-    if getattr(module, "masks_own_tensors", False) or not parametrize.is_parametrized(module):
+    if getattr(module, "masks_own_tensors", False):
         return {}  # a pruning method's own masks: its export and counts handle them
-    return {
-        name: p for name, plist in module.parametrizations.items() for p in plist if isinstance(p, TensorMask)
-    }
+    return tensor_masks(module)
 
 
 def export_table(module) -> tuple[dict[str, Tensor], list[str]]:
@@ -100,7 +100,7 @@ def export_table(module) -> tuple[dict[str, Tensor], list[str]]:
     masks = _own_masks(module)
     pruned = [key for key in exported if key in masks]
     for key in pruned:
-        original = getattr(module.parametrizations, key).original.detach()
+        original = original_of(module, key).detach()
         mask = masks[key].mask
         exported.pop(key)
         flat_values, flat_mask = original.reshape(original.shape[0], -1), mask.reshape(mask.shape[0], -1)
@@ -114,6 +114,23 @@ def table_parameter_count(module) -> int:
     """Numbers a deployed table keeps: its own count, less what a composition pruned."""
     pruned = sum(int(m.mask.numel() - m.mask.sum()) for m in _own_masks(module).values())
     return module.parameter_count() - pruned
+
+
+def exported_bytes(modules: list[nn.Module]) -> int:
+    """Exported bytes of compressed tables, all together."""
+    return sum(artifact_bytes(export_table(m)[0]) for m in modules)
+
+
+def pruned_bytes_bound(modules: list[nn.Module], kept: int) -> int:
+    """Upper bound on the exported bytes of ``modules`` (pruned tables) keeping ``kept``
+    values in all, whichever they are: their fixed tensors plus the encodings of their
+    masked tensors (exact whenever all of those pick the same encoding)."""
+    fixed, shapes = 0, []
+    for module in modules:
+        exported, _ = export_table(module)
+        fixed += artifact_bytes({k: v for k, v in exported.items() if not is_encoding_key(k)})
+        shapes += encoded_shapes(exported)
+    return fixed + encoded_bytes_bound(shapes, kept)
 
 
 def table_bytes(model: nn.Module, artifact: dict | None = None) -> dict[str, int]:
@@ -163,7 +180,7 @@ def import_model(model: nn.Module, artifact: dict) -> nn.Module:
         parts = own(name)
         dense, mask = decode_masked(parts)
         shape = torch.Size(parts["full_shape"].tolist())
-        original_key, mask_key = _state_keys_of(*masked[name])
+        original_key, mask_key = masked_state_keys(*masked[name])
         state[original_key], state[mask_key] = dense.reshape(shape), mask.reshape(shape)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not _inside(k.rpartition(".")[0], artifact["modules"])]
@@ -193,7 +210,7 @@ def model_accounting(model: nn.Module, artifact: dict | None = None) -> dict[str
     """
     compressed = dict(compressed_modules(model))
     masked = _masked_outside(model, compressed)
-    mask_state = {_state_keys_of(m, t)[1] for m, t in masked.values()}
+    mask_state = {masked_state_keys(m, t)[1] for m, t in masked.values()}
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     nonzero = sum(table_parameter_count(m) for m in compressed.values())
     dense_params = sum(m.dense_parameter_count() for m in compressed.values())

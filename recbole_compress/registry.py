@@ -3,7 +3,9 @@
 Three kinds of names resolve:
 - models registered here with :func:`register_model` (e.g. ``BPR_LTH``);
 - ``<Base>_<METHOD>`` for any RecBole (or registered) base model and any
-  registered compression method, built on demand (e.g. ``SASRec_LTH``);
+  registered compression method, built on demand by :func:`compressed_model_class`
+  (e.g. ``SASRec_LTH``); methods compose: ``<Base>_<M1>_<M2>`` applies M2 to the
+  tables M1 built (``LightGCN_QR_LTH``), and the outer method's trainer runs;
 - any RecBole model name (``LightGCN``, ``SASRec``), unchanged.
 """
 
@@ -17,6 +19,7 @@ from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_compress import compat
+from recbole_compress.embeddings.base import compress
 from recbole_compress.errors import UserError
 
 # every use of RecBole through this package goes through the registry: patch RecBole first
@@ -41,6 +44,20 @@ class CompressionMethod:
     check_config: Callable | None = None  # (config) -> None; raises UserError before any data is loaded
     composes: bool = False  # make_embedding also accepts a table another method compressed
     doc: str = ""
+    # Budget planning (recbole_compress.budgets) asks each method, before any training,
+    # about its tables at a setting of its own (a kept count, a memory_budget count, a
+    # (code length, centroids) pair). ``tables``: records with .name, .rows ([PAD]
+    # included), .dim; ``settings``: a PlanSettings. None: that setting cannot be built.
+    untrained_tables: Callable | None = None  # (tables, setting, settings) -> [CompressedEmbedding] | None
+    exported_table_bytes: Callable | None = None  # (tables, setting, settings) -> int | None (a bound if pruned)
+    composed_table_bytes: Callable | None = None  # composing methods: (inner method's tables, setting, settings) -> int
+
+class PlanSettings(dict):
+    """Config-like settings for the planning hooks: a key that is not set reads as
+    None (as in RecBole's Config)."""
+
+    def __missing__(self, key):
+        return None
 
 
 def register_model(cls: type) -> type:
@@ -53,6 +70,56 @@ def register_method(method: CompressionMethod) -> CompressionMethod:
     _METHODS[method.name] = method
     return method
 
+
+# -- <Base>_<METHOD> classes -----------------------------------------------------------------------
+
+def tables_from_config(config) -> list[str] | None:
+    """``compress_tables``: names of the tables to compress; default (None) = the
+    model's user/item ID tables."""
+    tables = config["compress_tables"]
+    if tables in (None, "auto", []):
+        return None
+    return [tables] if isinstance(tables, str) else list(tables)
+
+
+def method_chain(model_class) -> tuple:
+    """The compression methods of ``model_class``, innermost first (empty for a plain model)."""
+    return tuple(getattr(model_class, "compression_chain", ()))
+
+
+def compressed_model_class(base: type, method: CompressionMethod) -> type:
+    """Subclass of ``base`` whose ``__init__`` swaps its ID tables for ``method``'s
+    compressed embedding. Everything else is ``base``'s own code."""
+
+    def __init__(self, config, dataset):
+        base.__init__(self, config, dataset)
+        compress(
+            self,
+            lambda dense, name: method.make_embedding(dense, config, name, dataset),
+            tables_from_config(config),
+            composes=method.name if method.composes else None,
+        )
+        if method.prepare_model is not None:
+            method.prepare_model(self, config)
+
+    name = f"{base.__name__}_{method.name}"
+    # the RecBole model underneath every method (its settings and trainer apply)
+    root = getattr(base, "base_model_name", base.__name__)
+    return type(
+        name,
+        (base,),
+        {
+            "__init__": __init__,
+            "__module__": __name__,
+            "__doc__": f"RecBole's {root} with its ID tables compressed by {method.name}. {method.doc}",
+            "base_model_name": root,
+            "compression_method": method,
+            "compression_chain": method_chain(base) + (method,),
+        },
+    )
+
+
+# -- lookup ------------------------------------------------------------------------------------------
 
 def _load_registry() -> None:
     for module in _MODEL_MODULES:
@@ -86,8 +153,6 @@ def _generated_model(name: str) -> type | None:
     if base is None:
         return None
     if name not in _GENERATED:
-        from recbole_compress.models.compressed import compressed_model_class
-
         _GENERATED[name] = compressed_model_class(base, _METHODS[method_name])
     return _GENERATED[name]
 

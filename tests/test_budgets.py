@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from recbole_compress import UserError
-from recbole_compress.budgets import PLANNERS, Table, plan, pruned_bytes_bound
+from recbole_compress.budgets import PLANNERS, Table, plan
+from recbole_compress.export import pruned_bytes_bound
 from recbole_compress.embeddings.base import artifact_bytes
 from recbole_compress.embeddings.masked import MaskedEmbedding
 
@@ -73,3 +74,61 @@ def test_bad_requests_fail_clearly():
     with pytest.raises(UserError, match="unknown method"):
         plan("ZIP", "LightGCN", TABLES, 0.5)
     assert set(PLANNERS) >= {"LTH", "PEP", "CERP", "QR", "QR+LTH", "JPQ"}
+
+
+# plan() on ml-100k's tables as the planners gave it before each method sized its own
+# tables (hooks on CompressionMethod): (method, budget, settings, (overrides, planned bytes) or reason)
+_TICKET = {"prune_schedule": "oneshot", "prune_rounds": 1, "ticket_select": "sparsest", "target_sparsity": None}
+PLANNED_BEFORE_HOOKS = [
+    ("LTH", 0.5, {}, ({**_TICKET, "prune_rate": 0.5309642857142857}, 336256)),
+    ("LTH", 0.2, {}, ({**_TICKET, "prune_rate": 0.8311964285714286}, 134500)),
+    ("LTH", 0.05, {}, ({**_TICKET, "prune_rate": 0.977125}, 33622)),
+    ("LTH", 0.02, {}, ({**_TICKET, "prune_rate": 0.9971369047619048}, 13450)),
+    ("PEP", 0.5, {}, ({"memory_budget": 78794}, 336256)),
+    ("PEP", 0.2, {}, ({"memory_budget": 28355}, 134500)),
+    ("PEP", 0.05, {}, ({"memory_budget": 3839}, 33622)),
+    ("PEP", 0.02, {}, ({"memory_budget": 477}, 13450)),
+    ("CERP", 0.5, {}, ({"memory_budget": 78772}, 336256)),
+    ("CERP", 0.2, {}, ({"memory_budget": 31481}, 134500)),
+    ("CERP", 0.05, {}, ({"memory_budget": 7862}, 33624)),
+    ("CERP", 0.02, {}, ({"memory_budget": 3030}, 13448)),
+    ("CERP", 0.1, {"meta_combine": "concat"}, ({"memory_budget": 15720}, 67248)),
+    ("QR", 0.5, {}, ({"memory_budget": 84098}, 336208)),
+    ("QR", 0.2, {}, ({"memory_budget": 33671}, 134480)),
+    ("QR", 0.05, {}, "cannot fit 33625 bytes: its smallest tables need 44112 bytes"),
+    ("QR", 0.02, {}, "cannot fit 13450 bytes: its smallest tables need 44112 bytes"),
+    ("QR+LTH", 0.5, {}, ({**_TICKET, "memory_budget": 158201, "prune_rate": 0.5}, 336128)),
+    ("QR+LTH", 0.2, {}, ({**_TICKET, "memory_budget": 63244, "prune_rate": 0.5}, 134440)),
+    ("QR+LTH", 0.05, {}, ({**_TICKET, "memory_budget": 15779, "prune_rate": 0.5}, 33528)),
+    ("QR+LTH", 0.02, {}, "cannot fit 13450 bytes: its smallest quotient-remainder tables do not fit even when pruned"),
+    ("QR+LTH", 0.1, {}, ({**_TICKET, "memory_budget": 31560, "prune_rate": 0.5}, 67120)),
+    ("QR+LTH", 0.1, {"meta_combine": "concat"}, ({**_TICKET, "memory_budget": 31560, "prune_rate": 0.5}, 67188)),
+    ("QR+LTH", 0.1, {"compose_keep": 0.3}, ({**_TICKET, "memory_budget": 50638, "prune_rate": 0.7}, 67200)),
+    ("JPQ", 0.5, {}, ({"jpq_code_length": 64, "jpq_centroids": 256}, 299104)),
+    ("JPQ", 0.2, {}, ({"jpq_code_length": 32, "jpq_centroids": 64}, 116800)),
+    ("JPQ", 0.05, {}, ({"jpq_code_length": 8, "jpq_centroids": 16}, 29224)),
+    ("JPQ", 0.02, {}, ({"jpq_code_length": 1, "jpq_centroids": 16}, 10849)),
+    ("JPQ", 0.1, {"jpq_centroids": 64}, ({"jpq_code_length": 16, "jpq_centroids": 32}, 58416)),
+]
+
+
+def test_plans_are_those_of_the_planners_before_the_method_hooks():
+    for method, budget, settings, expected in PLANNED_BEFORE_HOOKS:
+        p = plan(method, "LightGCN", TABLES, budget, settings)
+        assert p.max_bytes == int(budget * DENSE) and p.model == f"LightGCN_{PLANNERS[method][0]}"
+        got = p.reason if isinstance(expected, str) else (p.overrides, p.planned_bytes)
+        assert got == expected, (method, budget, settings)
+
+
+def test_each_method_sizes_its_own_tables_or_says_it_cannot():
+    from recbole_compress.registry import PlanSettings, compression_methods
+
+    methods = compression_methods()
+    assert methods["CERP"].exported_table_bytes(TABLES, 10, PlanSettings()) is None  # under one row per table
+    assert methods["JPQ"].exported_table_bytes(TABLES, (3, 16), PlanSettings()) is None  # 3 does not divide 64
+    qr = methods["QR"].untrained_tables(TABLES, 40000, PlanSettings())
+    dense_qr = methods["QR"].exported_table_bytes(TABLES, 40000, PlanSettings())
+    assert dense_qr == sum(artifact_bytes(m.export()) for m in qr)
+    assert methods["LTH"].composed_table_bytes(qr, 0.5, PlanSettings()) < dense_qr
+    ticket = methods["LTH"].exported_table_bytes
+    assert ticket(TABLES, 1000, {}) < ticket(TABLES, 2000, {})

@@ -11,7 +11,7 @@ Entities are the rows after RecBole's [PAD] row 0 (which stays zero and is not
 counted). Stage 2 of the CERP/PEP training fixes the elements kept by
 :meth:`PrunedEmbedding.fix_mask` with masked.py's :class:`TensorMask` and turns
 the thresholds off; exports store the kept elements as the smaller of CSR or
-bitmap (masked.py's encoding) plus the mapping's integers.
+bitmap (sparse_codec.py's encoding) plus the mapping's integers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recbole_compress.embeddings.base import CompressedEmbedding
-from recbole_compress.embeddings.masked import add_mask, decode_masked, encode_masked
+from recbole_compress.embeddings import masked
+from recbole_compress.embeddings.masked import add_mask, original_of
+from recbole_compress.embeddings.sparse_codec import decode_masked, encode_masked
 from recbole_compress.errors import UserError
 
 COMBINES = ("sum", "concat")
@@ -97,7 +99,7 @@ class PrunedEmbedding(CompressedEmbedding):
             mask = add_mask(self, name)
             if unused and name in unused:  # rows no entity maps to: never kept, never counted
                 mask.mask[unused[name]] = False
-                getattr(self.parametrizations, name).original.data.mul_(mask.mask)
+                original_of(self, name).data.mul_(mask.mask)
         real = torch.ones(self.num_embeddings, 1)
         if self.padding_idx is not None:
             real[self.padding_idx] = 0.0
@@ -105,7 +107,7 @@ class PrunedEmbedding(CompressedEmbedding):
 
     # -- the pruned tables -----------------------------------------------------------
     def mask_of(self, name: str) -> Tensor:
-        return getattr(self.parametrizations, name)[0].mask
+        return masked.mask_of(self, name).mask
 
     def effective(self, name: str) -> Tensor:
         """The table as used: soft-thresholded in stage 1, masked in stage 2."""
@@ -136,7 +138,7 @@ class PrunedEmbedding(CompressedEmbedding):
         margins, positions = [], []
         for name in self.parts:
             alive = self.mask_of(name)
-            weight = getattr(self.parametrizations, name).original
+            weight = original_of(self, name)
             margin = weight.abs() - torch.sigmoid(getattr(self, f"{name}_threshold"))
             margins.append(margin[alive])
             positions.append(alive.nonzero(as_tuple=True))
@@ -150,7 +152,7 @@ class PrunedEmbedding(CompressedEmbedding):
             mask = self.mask_of(name)
             mask.zero_()
             mask[tuple(p[chosen[offset : offset + count]] for p in pos)] = True
-            getattr(self.parametrizations, name).original.mul_(mask)
+            original_of(self, name).mul_(mask)
             offset += count
         self.set_fixed()
         return keep
@@ -188,7 +190,7 @@ class PrunedEmbedding(CompressedEmbedding):
                 prefix = f"{name}."
                 dense, mask = decode_masked({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
                 module.mask_of(name).copy_(mask)
-                getattr(module.parametrizations, name).original.copy_(dense)
+                original_of(module, name).copy_(dense)
         module.set_fixed()
         return module
 

@@ -10,7 +10,6 @@ is the trap of ``torch.nn.utils.prune`` (it recomputes only in a forward pre-hoo
 
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import torch
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from recbole_compress.embeddings.base import CompressedEmbedding
+from recbole_compress.embeddings.sparse_codec import decode_masked, encode_masked
 
 
 class TensorMask(nn.Module):
@@ -59,20 +59,59 @@ def add_mask(module: nn.Module, name: str, padding_idx: int | None = None) -> Te
     mask = TensorMask(shape, padding_idx).to(getattr(module, name).device)
     parametrize.register_parametrization(module, name, mask)
     with torch.no_grad():
-        getattr(module.parametrizations, name).original.mul_(mask.mask)
+        original_of(module, name).mul_(mask.mask)
     return mask
+
+
+# -- where a mask and its tensor live (torch's parametrize layout, known only here) --------
+
+def mask_of(module: nn.Module, name: str) -> TensorMask | None:
+    """The mask on ``module.<name>``, or None when that tensor is not masked."""
+    if not parametrize.is_parametrized(module, name):
+        return None
+    return next((p for p in getattr(module.parametrizations, name) if isinstance(p, TensorMask)), None)
+
+
+def original_of(module: nn.Module, name: str) -> Tensor:
+    """The stored (trained) tensor behind ``module.<name>``: the unmasked original of a
+    masked tensor, the tensor itself otherwise."""
+    if parametrize.is_parametrized(module, name):
+        return getattr(module.parametrizations, name).original
+    return getattr(module, name)
+
+
+def _masks_on(module: nn.Module) -> Iterator[tuple[str, Tensor, TensorMask]]:
+    """(tensor name, original, mask) for every mask on ``module``'s own tensors."""
+    if not parametrize.is_parametrized(module):
+        return
+    for tensor_name, plist in module.parametrizations.items():
+        for p in plist:
+            if isinstance(p, TensorMask):
+                yield tensor_name, plist.original, p
+
+
+def tensor_masks(module: nn.Module) -> dict[str, TensorMask]:
+    """The masks on ``module``'s own tensors (not its children's): tensor name -> mask."""
+    return {name: mask for name, _, mask in _masks_on(module)}
 
 
 def masked_tensors(model: nn.Module) -> Iterator[tuple[str, Tensor, TensorMask]]:
     """Every masked tensor of ``model``: (qualified name, original tensor, mask)."""
     for module_name, module in model.named_modules():
-        if not parametrize.is_parametrized(module):
-            continue
-        for tensor_name, plist in module.parametrizations.items():
-            for p in plist:
-                if isinstance(p, TensorMask):
-                    name = f"{module_name}.{tensor_name}" if module_name else tensor_name
-                    yield name, plist.original, p
+        for tensor_name, original, mask in _masks_on(module):
+            name = f"{module_name}.{tensor_name}" if module_name else tensor_name
+            yield name, original, mask
+
+
+def masked_state_keys(module_name: str, tensor_name: str) -> tuple[str, str]:
+    """State-dict keys of a masked tensor ``<module_name>.<tensor_name>``: (original, mask)."""
+    prefix = f"{module_name}.parametrizations.{tensor_name}" if module_name else f"parametrizations.{tensor_name}"
+    return f"{prefix}.original", f"{prefix}.0.mask"
+
+
+def mask_state_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of every mask of ``model`` (what rewinding leaves alone)."""
+    return {f"{name}.mask" for name, module in model.named_modules() if isinstance(module, TensorMask)}
 
 
 @torch.no_grad()
@@ -85,59 +124,6 @@ def enforce_masks(model: nn.Module, optimizer: torch.optim.Optimizer | None = No
             for value in optimizer.state.get(original, {}).values():
                 if torch.is_tensor(value) and value.shape == original.shape:
                     value.mul_(mask.mask)
-
-
-# -- compact encoding of a masked tensor --------------------------------------
-
-def encode_masked(values: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """The smaller of two exact encodings of the kept values of a 2-D tensor:
-    a bitmap (1 bit per position) or CSR (row pointers + column indices).
-    Values are float32 in row-major order of the kept positions."""
-    values = values.detach().cpu().float()
-    mask = mask.detach().cpu().bool()
-    rows, cols = mask.shape
-    kept = values[mask].contiguous()
-    nnz = kept.numel()
-    col_dtype = torch.int16 if cols <= 32767 else torch.int32
-    csr_bytes = (rows + 1) * 4 + nnz * torch.empty((), dtype=col_dtype).element_size()
-    bitmap_bytes = math.ceil(rows * cols / 8)
-    out = {"shape": torch.tensor([rows, cols], dtype=torch.int64), "values": kept}
-    if bitmap_bytes <= csr_bytes:
-        out["bitmap"] = pack_bits(mask.flatten())
-    else:
-        counts = mask.sum(dim=1, dtype=torch.int32)
-        out["crow"] = torch.cat([torch.zeros(1, dtype=torch.int32), counts.cumsum(0, dtype=torch.int32)])
-        out["col"] = mask.nonzero()[:, 1].to(col_dtype)
-    return out
-
-
-def decode_masked(tensors: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Inverse of :func:`encode_masked`: (dense values, boolean mask)."""
-    rows, cols = (int(x) for x in tensors["shape"])
-    if "bitmap" in tensors:
-        mask = unpack_bits(tensors["bitmap"], rows * cols).view(rows, cols)
-    else:
-        crow = tensors["crow"].long()
-        row_ids = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])
-        mask = torch.zeros(rows, cols, dtype=torch.bool)
-        mask[row_ids, tensors["col"].long()] = True
-    dense = torch.zeros(rows, cols, dtype=torch.float32)
-    dense[mask] = tensors["values"].float()
-    return dense, mask
-
-
-_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-
-
-def pack_bits(bits: Tensor) -> Tensor:
-    pad = (-bits.numel()) % 8
-    padded = torch.cat([bits.to(torch.uint8), torch.zeros(pad, dtype=torch.uint8)]).view(-1, 8)
-    return (padded * _BIT_WEIGHTS).sum(dim=1, dtype=torch.uint8)
-
-
-def unpack_bits(packed: Tensor, count: int) -> Tensor:
-    bits = (packed.view(-1, 1) & _BIT_WEIGHTS).ne(0)
-    return bits.flatten()[:count]
 
 
 # -- the compressed embedding ---------------------------------------------------
@@ -164,18 +150,18 @@ class MaskedEmbedding(CompressedEmbedding):
     def forward(self, ids: Tensor) -> Tensor:
         # rows of original * mask, without materialising the whole masked table
         # (BPR and LightGCN's regulariser look up a few rows per batch)
-        plist = self.parametrizations.table
-        return F.embedding(ids, plist.original) * F.embedding(ids, plist[0].multiplier(plist.original))
+        original = original_of(self, "table")
+        return F.embedding(ids, original) * F.embedding(ids, mask_of(self, "table").multiplier(original))
 
     @property
     def mask(self) -> Tensor:
-        return self.parametrizations.table[0].mask
+        return mask_of(self, "table").mask
 
     def parameter_count(self) -> int:
         return int(self.mask.sum())
 
     def export(self) -> dict[str, Tensor]:
-        out = encode_masked(self.parametrizations.table.original, self.mask)
+        out = encode_masked(original_of(self, "table"), self.mask)
         out["padding_idx"] = torch.tensor(-1 if self.padding_idx is None else self.padding_idx)
         return out
 
@@ -184,5 +170,5 @@ class MaskedEmbedding(CompressedEmbedding):
         dense, mask = decode_masked(tensors)
         pad = int(tensors["padding_idx"])
         module = cls(dense, None if pad < 0 else pad)
-        module.parametrizations.table[0].mask.copy_(mask)
+        module.mask.copy_(mask)
         return module

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from types import SimpleNamespace
 
 from recbole.model.general_recommender import BPR, LightGCN
 from torch import nn
@@ -23,8 +24,14 @@ from torch import nn
 from recbole_compress.embeddings.base import _set_submodule
 from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PEPEmbedding, QREmbedding, check_buckets, part_dim
 from recbole_compress.errors import UserError
-from recbole_compress.models.compressed import compressed_model_class
-from recbole_compress.registry import CompressionMethod, register_method, register_model
+from recbole_compress.export import exported_bytes, pruned_bytes_bound
+from recbole_compress.registry import (
+    CompressionMethod,
+    PlanSettings,
+    compressed_model_class,
+    register_method,
+    register_model,
+)
 from recbole_compress.trainers.cerp import BudgetSettings, BudgetTrainerMixin
 
 
@@ -130,6 +137,30 @@ def build_tables(model, config, method: str) -> None:
         _set_submodule(model, name, _build(config, name, pending[name], share, method).to(_device(model)))
 
 
+# -- budget planning: the tables at a memory_budget, before any model exists --------------
+
+def untrained_tables(method: str, tables, count: int, settings) -> list | None:
+    """The tables ``<Model>_<method>`` builds for ``memory_budget = count`` (``tables``:
+    records with .name, .rows, .dim); None when that budget cannot be built."""
+    config = PlanSettings({**settings, "memory_budget": count})
+    try:
+        budget = BudgetSettings(config)
+        pending = {t.name: PendingTable(SimpleNamespace(num_embeddings=t.rows, embedding_dim=t.dim)) for t in tables}
+        shares = split_budget(budget, pending)
+        return [_build(config, name, pending[name], shares[name], method) for name in pending]
+    except UserError:
+        return None
+
+
+def exported_table_bytes(method: str, tables, count: int, settings) -> int | None:
+    """Bytes those tables export: QR's as they are; CERP's and PEP's bounded for
+    ``count`` kept values, whichever survive training."""
+    modules = untrained_tables(method, tables, count, settings)
+    if modules is None:
+        return None
+    return exported_bytes(modules) if method == "QR" else pruned_bytes_bound(modules, count)
+
+
 def _device(model):
     return next((p.device for p in model.parameters()), "cpu")
 
@@ -143,6 +174,8 @@ def _method(name: str, doc: str) -> CompressionMethod:
             prepare_model=functools.partial(build_tables, method=name),
             check_config=BudgetSettings,
             doc=doc,
+            untrained_tables=functools.partial(untrained_tables, name),
+            exported_table_bytes=functools.partial(exported_table_bytes, name),
         )
     )
 

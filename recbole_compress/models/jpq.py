@@ -11,14 +11,15 @@ swapped; scoring through the materialised ``.weight``).
 
 from __future__ import annotations
 
+import torch
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 
 from recbole_compress.embeddings.base import compressed_modules
 from recbole_compress.embeddings.jpq import SCORING_PATHS, JPQEmbedding, check_divides
 from recbole_compress.embeddings.jpq_codes import assign_codes, check_code_settings, training_matrix
 from recbole_compress.errors import UserError
-from recbole_compress.models.compressed import compressed_model_class
-from recbole_compress.registry import CompressionMethod, register_method, register_model
+from recbole_compress.export import exported_bytes
+from recbole_compress.registry import CompressionMethod, compressed_model_class, register_method, register_model
 
 
 def _settings(config) -> tuple[int, int, str, str]:
@@ -89,6 +90,24 @@ class JPQTrainerMixin:
         return {"jpq": {"assignment": self.config["jpq_assignment"], "tables": tables}}
 
 
+def untrained_tables(tables, setting: tuple[int, int], settings=None) -> list[JPQEmbedding] | None:
+    """JPQ tables for ``tables`` (records with .rows, .dim) at ``setting`` = (code
+    length, centroids); None when the code length does not divide a table's width."""
+    code_length, centroids = setting
+    if any(t.dim % code_length for t in tables):
+        return None
+    return [
+        JPQEmbedding(torch.zeros(t.rows, code_length, dtype=torch.uint8), t.dim, centroids, padding_idx=0)
+        for t in tables
+    ]
+
+
+def exported_table_bytes(tables, setting: tuple[int, int], settings=None) -> int | None:
+    """Bytes those tables export (codes and codebooks: their size does not depend on training)."""
+    modules = untrained_tables(tables, setting, settings)
+    return None if modules is None else exported_bytes(modules)
+
+
 JPQ = register_method(
     CompressionMethod(
         name="JPQ",
@@ -96,6 +115,8 @@ JPQ = register_method(
         trainer_mixin=JPQTrainerMixin,
         check_config=check_jpq_config,
         doc="Items as m uint8 sub-item codes into m trainable codebooks (RecJPQ); PQTopK scoring.",
+        untrained_tables=untrained_tables,
+        exported_table_bytes=exported_table_bytes,
     )
 )
 

@@ -8,13 +8,14 @@ tables works as ``<Model>_LTH`` (``SASRec_LTH``, ``NeuMF_LTH``, ...).
 
 from __future__ import annotations
 
+import torch
 from recbole.model.general_recommender import BPR, LightGCN
 
 from recbole_compress.embeddings.base import CompressedEmbedding, compressed_modules
 from recbole_compress.embeddings.masked import MaskedEmbedding, add_mask
 from recbole_compress.errors import UserError
-from recbole_compress.models.compressed import compressed_model_class
-from recbole_compress.registry import CompressionMethod, register_method, register_model
+from recbole_compress.export import pruned_bytes_bound
+from recbole_compress.registry import CompressionMethod, compressed_model_class, register_method, register_model
 from recbole_compress.trainers.lth import LTHSettings, LTHTrainerMixin
 
 
@@ -56,6 +57,29 @@ def _mask_all_weights(model, config) -> None:
                 add_mask(module, tensor_name)
 
 
+# -- budget planning ----------------------------------------------------------------------------
+
+def untrained_tables(tables, setting=None, settings=None) -> list[MaskedEmbedding]:
+    """Ticket tables over dense ``tables`` (records with .rows, .dim); a ticket's
+    setting (its kept count) does not change their shape."""
+    return [MaskedEmbedding(torch.zeros(t.rows, t.dim)) for t in tables]
+
+
+def ticket_table_bytes(tables, kept: int, settings=None) -> int:
+    """Bytes the ticket tables export keeping ``kept`` values in all (a bound: which
+    values survive is known only after training)."""
+    return pruned_bytes_bound(untrained_tables(tables), kept)
+
+
+def composed_table_bytes(inner_tables: list[CompressedEmbedding], keep: float, settings=None) -> int:
+    """Bytes another method's (untrained) tables export once a one-shot ticket keeps
+    ``keep`` of their weights (the trainer prunes ``round((1 - keep) * total)``)."""
+    for module in inner_tables:
+        mask_compressed_table(module, type(module).__name__)
+    total = sum(p.numel() for m in inner_tables for p in m.parameters())
+    return pruned_bytes_bound(inner_tables, total - int(round((1.0 - keep) * total)))
+
+
 LTH = register_method(
     CompressionMethod(
         name="LTH",
@@ -65,6 +89,9 @@ LTH = register_method(
         check_config=LTHSettings,
         doc="Iterative magnitude pruning with rewinding finds a sparse winning ticket.",
         composes=True,
+        untrained_tables=untrained_tables,
+        exported_table_bytes=ticket_table_bytes,
+        composed_table_bytes=composed_table_bytes,
     )
 )
 

@@ -24,7 +24,7 @@ from recbole.utils import FeatureType, InputType, ModelType
 from torch import Tensor, nn
 
 from recbole_compress.data.multitask import TaskSettings, check_labels, multitask_data_preparation
-from recbole_compress.embeddings.masked import add_mask
+from recbole_compress.embeddings.masked import add_mask, mask_of, original_of
 from recbole_compress.errors import UserError
 from recbole_compress.registry import register_model
 from recbole_compress.trainers.multitask import LT4RecSettings, LT4RecTrainer, MultiTaskTrainer
@@ -274,10 +274,10 @@ class SparseSharedMLP(nn.Module):
 
     def originals(self) -> list[Tensor]:
         """The trainable weight tensors (behind the union parametrisation)."""
-        return [layer.parametrizations.weight.original for layer in self.linears]
+        return [original_of(layer, "weight") for layer in self.linears]
 
     def union_masks(self) -> list[Tensor]:
-        return [layer.parametrizations.weight[0].mask for layer in self.linears]
+        return [mask_of(layer, "weight").mask for layer in self.linears]
 
     @torch.no_grad()
     def set_task_masks(self, masks: list[list[Tensor]]) -> None:

@@ -19,7 +19,7 @@ from recbole.utils import init_seed, set_color
 
 from recbole_compress.embeddings.base import artifact_bytes
 from recbole_compress.export import export_model
-from recbole_compress.embeddings.masked import TensorMask, enforce_masks, masked_tensors
+from recbole_compress.embeddings.masked import enforce_masks, mask_state_keys, masked_tensors
 from recbole_compress.errors import UserError
 from recbole_compress.utils import atomic_torch_save, atomic_write_text, config_fingerprint
 
@@ -119,13 +119,9 @@ def prune(model, fraction: float, scope: str = "global", criterion: str = "magni
     return removed
 
 
-def mask_keys(model) -> set[str]:
-    return {f"{name}.mask" for name, module in model.named_modules() if isinstance(module, TensorMask)}
-
-
 def weights_state(model) -> dict[str, torch.Tensor]:
     """The model's values without its masks (what rewinding restores)."""
-    masks = mask_keys(model)
+    masks = mask_state_keys(model)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in masks}
 
 
@@ -279,7 +275,7 @@ class LTHTrainerMixin:
 
     def _load_into_model(self, state, masks_too: bool) -> None:
         if not masks_too:
-            masks = mask_keys(self.model)
+            masks = mask_state_keys(self.model)
             state = {k: v for k, v in state.items() if k not in masks}
         self.model.load_state_dict(state, strict=masks_too)
         enforce_masks(self.model)

@@ -1,33 +1,16 @@
-import pytest
 import torch
 from torch import nn
 
 from recbole_compress.embeddings.masked import (
     MaskedEmbedding,
     add_mask,
-    decode_masked,
-    encode_masked,
     enforce_masks,
+    mask_of,
+    mask_state_keys,
+    masked_state_keys,
+    original_of,
+    tensor_masks,
 )
-
-
-def _sparse(rows, cols, density, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    values = torch.randn(rows, cols, generator=g)
-    mask = torch.rand(rows, cols, generator=g) < density
-    return values * mask, mask
-
-
-@pytest.mark.parametrize("density", [0.02, 0.3, 0.9])
-def test_encoding_round_trips_and_picks_the_smaller_form(density):
-    values, mask = _sparse(50, 64, density)
-    encoded = encode_masked(values, mask)
-    dense, decoded_mask = decode_masked(encoded)
-    assert torch.equal(decoded_mask, mask) and torch.equal(dense, values)
-    nnz = int(mask.sum())
-    bitmap = (50 * 64 + 7) // 8
-    csr = 51 * 4 + nnz * 2
-    assert ("bitmap" in encoded) == (bitmap <= csr)
 
 
 def test_lookup_equals_rows_of_the_masked_table_and_gradients_are_masked():
@@ -85,3 +68,19 @@ def test_masked_weights_and_adam_moments_stay_zero():
     assert torch.all(original[:3] == 0) and torch.all(original[3:] != 0)
     state = opt.state[original]
     assert torch.all(state["exp_avg"][:3] == 0) and torch.all(state["exp_avg_sq"][:3] == 0)
+
+
+def test_mask_helpers_find_the_mask_the_original_and_their_state_keys():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    plain = model[1].weight
+    mask = add_mask(model[0], "weight")
+    mask.mask[0] = False
+    assert mask_of(model[0], "weight") is mask and mask_of(model[0], "bias") is None and mask_of(model[1], "weight") is None
+    assert original_of(model[1], "weight") is plain  # an unmasked tensor is its own original
+    original = original_of(model[0], "weight")
+    assert isinstance(original, nn.Parameter) and torch.equal(model[0].weight, original * mask.mask)
+    assert tensor_masks(model[0]) == {"weight": mask} and tensor_masks(model[1]) == {}
+    original_key, mask_key = masked_state_keys("0", "weight")
+    state = model.state_dict()
+    assert torch.equal(state[original_key], original) and torch.equal(state[mask_key], mask.mask)
+    assert mask_state_keys(model) == {mask_key}
