@@ -44,11 +44,11 @@ def per_model(spec: str, model: str, what: str) -> str:
     return table[model]
 
 
-def table_bytes(summary: dict, table: str = "item_embedding") -> int:
+def table_bytes(artifact_path, table: str = "item_embedding") -> int:
     """Bytes of one table in the exported artifact (dense: its weight; compressed: its export())."""
     from recbole_compress.export import load_artifact
 
-    tensors = load_artifact(summary["artifact"])["tensors"]
+    tensors = load_artifact(artifact_path)["tensors"]
     keys = [k for k in tensors if k == f"{table}.weight" or k.startswith(f"{table}::")]
     return int(sum(tensors[k].numel() * tensors[k].element_size() for k in keys))
 
@@ -60,7 +60,7 @@ def run(model, dataset, settings):
     result = run_recbole_compress(model, dataset, config_dict=dict(settings))
     summary = result["summary"]
     summary["wall_time_s"] = round(time.time() - started, 1)
-    summary["item_table_bytes"] = table_bytes(summary)
+    summary["item_table_bytes"] = table_bytes(Path(result["output_dir"]) / summary["artifact"])
     return summary
 
 

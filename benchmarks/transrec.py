@@ -49,7 +49,7 @@ def run(model, dataset, settings, config_files, out_dir: Path) -> dict:
     summary_file = out_dir / "summary.json"
     if summary_file.is_file():
         print(f"reusing {summary_file}", flush=True)
-        return json.loads(summary_file.read_text())
+        return {**json.loads(summary_file.read_text()), "output_dir": str(out_dir)}
     from recbole_compress import run_recbole_compress
 
     started = time.time()
@@ -58,7 +58,7 @@ def run(model, dataset, settings, config_files, out_dir: Path) -> dict:
     summary = result["summary"]
     summary["wall_time_s"] = round(time.time() - started, 1)
     summary_file.write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+    return {**summary, "output_dir": str(out_dir)}
 
 
 def files(spec):
@@ -69,7 +69,7 @@ def item_table_parameters(summary: dict) -> int:
     """Numbers in the exported item ID table (SASRec's ``item_embedding.weight``; none in TransRec)."""
     from recbole_compress.export import load_artifact
 
-    tensors = load_artifact(summary["artifact"])["tensors"]
+    tensors = load_artifact(Path(summary["output_dir"]) / summary["artifact"])["tensors"]
     return int(sum(v.numel() for k, v in tensors.items() if k.startswith("item_embedding")))
 
 

@@ -47,31 +47,86 @@ def _dok_update(self, data) -> None:
 def _weights_only_save_checkpoint(self, epoch, verbose=True, **kwargs):
     """torch >= 2.6 loads with ``weights_only=True`` by default, and RecBole's
     checkpoint pickles the whole Config, so ``Trainer.evaluate(load_best_model=True)``
-    fails. Save only tensors, numbers and strings; the default safe load then works.
-    The Config is kept as a plain dict of its model/dataset/seed for provenance."""
-    import torch
-    from recbole.utils import set_color
+    fails. Save tensors, numbers and strings only: the config as plain data (model,
+    dataset, seed, the user's settings), which :func:`_load_data_and_model` rebuilds.
+    This project's own trainers save the same way (``trainers/checkpoints.py``)."""
+    from recbole_compress.trainers.checkpoints import CheckpointMixin
 
-    if not self.config["single_spec"] and self.config["local_rank"] != 0:
-        return
-    saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-    other = self.model.other_parameter()
-    state = {
-        "config": {
-            "model": str(self.config["model"]),
-            "dataset": str(self.config["dataset"]),
-            "seed": int(self.config["seed"]),
-        },
-        "epoch": int(epoch),
-        "cur_step": int(self.cur_step),
-        "best_valid_score": float(self.best_valid_score),
-        "state_dict": self.model.state_dict(),
-        "other_parameter": other if other is not None else {},
-        "optimizer": self.optimizer.state_dict(),
-    }
-    torch.save(state, saved_model_file)
-    if verbose:
-        self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+    return CheckpointMixin._save_checkpoint(self, epoch, verbose=verbose, **kwargs)
+
+
+def _load_data_and_model(model_file):
+    """``recbole.quick_start.load_data_and_model`` for the checkpoints saved above: the
+    file is loaded weights-only and its config rebuilt from the plain data it holds
+    (values taken as data, never evaluated); the rest is RecBole's own sequence."""
+    from logging import getLogger
+
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_logger, init_seed
+
+    from recbole_compress.config import Config
+    from recbole_compress.errors import UserError
+    from recbole_compress.registry import get_model
+    from recbole_compress.run import load_checkpoint
+
+    checkpoint = load_checkpoint(model_file)
+    saved = checkpoint.get("config")
+    if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
+        raise UserError(f"{model_file} records no config to rebuild; it was not saved by a trainer of RecBole 1.2.1 patched here")
+    settings = dict(saved["settings"])
+    if saved.get("data_path"):
+        settings["data_path"] = saved["data_path"]
+    config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data
+
+
+class _PatchOnImport:
+    """``recbole.quick_start`` imports ray at import time, so it is not imported here:
+    its ``load_data_and_model`` is replaced when (and if) it is first imported."""
+
+    target = "recbole.quick_start.quick_start"
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.target:
+            return None
+        import importlib.util
+        import sys
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_patch(module):
+            exec_module(module)
+            module.load_data_and_model = _load_data_and_model
+
+        spec.loader.exec_module = exec_then_patch
+        return spec
+
+
+def _patch_load_data_and_model() -> None:
+    import sys
+
+    loaded = sys.modules.get(_PatchOnImport.target)
+    if loaded is not None:
+        loaded.load_data_and_model = _load_data_and_model
+        if "recbole.quick_start" in sys.modules:
+            sys.modules["recbole.quick_start"].load_data_and_model = _load_data_and_model
+    else:
+        sys.meta_path.insert(0, _PatchOnImport())
 
 
 def apply() -> None:
@@ -89,6 +144,7 @@ def apply() -> None:
     # Trainer and every subclass that does not define its own (all but the
     # decision-tree trainers, whose models are not torch modules).
     trainer.Trainer._save_checkpoint = _weights_only_save_checkpoint
+    _patch_load_data_and_model()
     _no_anomaly_detection()
     _APPLIED = True
 

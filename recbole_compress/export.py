@@ -29,7 +29,7 @@ from recbole_compress.embeddings.sparse_codec import (
     unpack_bits,
 )
 from recbole_compress.errors import UserError
-from recbole_compress.utils import atomic_torch_save
+from recbole_compress.run import atomic_torch_save
 
 
 def _inside(name: str, prefixes) -> bool:

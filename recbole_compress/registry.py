@@ -172,9 +172,10 @@ def get_model(model_name: str) -> type:
 
 
 def get_trainer(model_type, model_name: str) -> type:
-    """Trainer for ``model_name``: the model's own ``trainer_class`` if it names one,
-    the method's trainer mixin on top of RecBole's trainer, else RecBole's."""
-    from recbole_compress.trainers.stats import RunStatsMixin
+    """Trainer for ``model_name``: the model's own ``trainer_class`` if it names one, else
+    RecBole's trainer with this project's (epoch times, weights-only checkpoints) and the
+    method's trainer mixin on top."""
+    from recbole_compress.trainers.base import ProjectTrainerMixin
 
     model = get_model(model_name)
     own = getattr(model, "trainer_class", None)
@@ -182,7 +183,7 @@ def get_trainer(model_type, model_name: str) -> type:
         return own
     method = getattr(model, "compression_method", None)
     base_name = getattr(model, "base_model_name", model_name)
-    trainer = _mixed_trainer(RunStatsMixin, recbole_get_trainer(model_type, base_name))
+    trainer = _mixed_trainer(ProjectTrainerMixin, recbole_get_trainer(model_type, base_name))
     if method is not None and method.trainer_mixin is not None:
         trainer = _mixed_trainer(method.trainer_mixin, trainer)
     return trainer
@@ -195,6 +196,6 @@ def _mixed_trainer(mixin: type, base: type) -> type:
     """``base`` with ``mixin``'s overrides on top (cached, so the class is stable)."""
     key = (mixin, base)
     if key not in _MIXED:
-        name = mixin.__name__.removesuffix("Mixin") + base.__name__
+        name = mixin.__name__.removesuffix("Mixin").removesuffix("Trainer") + base.__name__
         _MIXED[key] = type(name, (mixin, base), {"__module__": mixin.__module__})
     return _MIXED[key]

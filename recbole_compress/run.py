@@ -120,6 +120,12 @@ def config_fingerprint(config) -> str:
     return fingerprint(config["model"], config["dataset"], settings_of(config))
 
 
+def check_fingerprint(saved: str, config, path) -> None:
+    """A state file from a run of other settings (in a folder reused by hand) is refused."""
+    if saved != config_fingerprint(config):
+        raise UserError(f"{path} belongs to a run with other settings; pass a new --output_dir or delete that folder")
+
+
 def run_dir(config) -> Path:
     """``output_dir`` from the config, else ``saved/<model>-<dataset>-<hash>``:
     the same command always maps to the same folder, which is what resume needs."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
 
 from recbole_compress.errors import UserError
 

@@ -40,6 +40,20 @@ def test_recbole_checkpoint_is_weights_only(tmp_path):
     assert result["test_result"]
 
 
+def test_recbole_load_data_and_model_reads_recbole_checkpoints_saved_here(tmp_path):
+    """RecBole's own run and loader, in a process where recbole_compress is imported."""
+    from recbole.quick_start import load_data_and_model, run_recbole
+    from tests.conftest import TINY
+
+    run_recbole(model="BPR", dataset="ml-100k", config_dict={**TINY, "checkpoint_dir": str(tmp_path / "ck")})
+    [saved] = list((tmp_path / "ck").glob("BPR-*.pth"))
+    config, model, _, _, _, test_data = load_data_and_model(str(saved))
+    assert config["model"] == "BPR" and config["epochs"] == TINY["epochs"]
+    state = torch.load(saved, weights_only=True)["state_dict"]
+    assert torch.equal(model.state_dict()["item_embedding.weight"], state["item_embedding.weight"])
+    assert len(test_data) > 0
+
+
 def test_no_global_unsafe_loading_switch():
     import os
 

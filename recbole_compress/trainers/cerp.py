@@ -27,7 +27,7 @@ from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PrunedEmbe
 from recbole_compress.embeddings.masked import enforce_masks
 from recbole_compress.errors import UserError
 from recbole_compress.trainers.lth import clear_caches, weights_state
-from recbole_compress.utils import atomic_torch_save, config_fingerprint
+from recbole_compress.run import atomic_torch_save, check_fingerprint, config_fingerprint, load_checkpoint
 
 STATE_FILE = "budget_state.pt"
 
@@ -251,7 +251,7 @@ class BudgetTrainerMixin:
         }
         if stage == 2:
             state["model"] = None  # the best model is RecBole's checkpoint
-            state["saved_model_file"] = str(self.saved_model_file)
+            state["saved_model_file"] = Path(self.saved_model_file).name
             state["best_valid_score"] = float(extra["best_valid_score"])
             state["best_valid_result"] = {k: float(v) for k, v in (extra["best_valid_result"] or {}).items()}
         atomic_torch_save(state, self._state_path)
@@ -260,11 +260,11 @@ class BudgetTrainerMixin:
         path = self._state_path
         if not path.is_file():
             return None
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["fingerprint"] != fingerprint:
-            raise UserError(
-                f"{path.parent} holds a {self._name} run with other settings; pass a new --output_dir or delete that folder"
-            )
+        state = load_checkpoint(path, path.parent, map_location=self.device)
+        check_fingerprint(state["fingerprint"], self.config, path)
+        # the best model's checkpoint is named inside this folder (never a path from the file)
+        best = state.get("saved_model_file")
+        state["saved_model_file"] = str(path.parent / Path(best).name) if best else None
         self.stage1_epochs = state["stage1_epochs"]
         self.stage1_nonzeros = state["stage1_nonzeros"]
         self.budget_met_by_thresholds = state["budget_met_by_thresholds"]

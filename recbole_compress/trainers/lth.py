@@ -9,7 +9,6 @@ ticket as an uninterrupted one.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from recbole_compress.embeddings.base import artifact_bytes
 from recbole_compress.export import export_model
 from recbole_compress.embeddings.masked import enforce_masks, mask_state_keys, masked_tensors
 from recbole_compress.errors import UserError
-from recbole_compress.utils import atomic_torch_save, atomic_write_text, config_fingerprint
+from recbole_compress.run import atomic_torch_save, check_fingerprint, config_fingerprint, load_checkpoint, write_csv
 
 STATE_FILE = "state.pt"
 TABLE_FILE = "tickets.csv"
@@ -146,6 +145,8 @@ def mask_fraction(model) -> tuple[int, int]:
 class LTHTrainerMixin:
     """Round loop of iterative magnitude pruning with rewinding, around ``Trainer.fit``."""
 
+    keep_optimizer = False  # every round starts a fresh optimiser: round checkpoints need weights only
+
     def __init__(self, config, model):
         super().__init__(config, model)
         self.lth = LTHSettings(config)
@@ -172,6 +173,10 @@ class LTHTrainerMixin:
         if self._round == 0 and self.lth.rewind_epoch and epoch_idx + 1 == self.lth.rewind_epoch:
             self._rewind_state = weights_state(self.model)  # late rewinding (Frankle et al. 2019)
         return result
+
+    def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
+        line = super()._generate_train_loss_output(epoch_idx, s_time, e_time, losses)
+        return f"[round {self._round}/{self.lth.rounds}] {line}"
 
     def _save_checkpoint(self, epoch, *args, **kwargs):
         self._best_epoch = epoch
@@ -270,7 +275,7 @@ class LTHTrainerMixin:
             mask.mask.copy_(mask.prunable())
 
     def _load_round(self, r) -> dict:
-        checkpoint = torch.load(self.lth_dir / f"round-{r}.pth", map_location=self.device, weights_only=True)
+        checkpoint = load_checkpoint(self.lth_dir / f"round-{r}.pth", self.out_dir, map_location=self.device)
         return checkpoint["state_dict"]
 
     def _load_into_model(self, state, masks_too: bool) -> None:
@@ -299,12 +304,8 @@ class LTHTrainerMixin:
         path = self.lth_dir / STATE_FILE
         if not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["fingerprint"] != fingerprint:
-            raise UserError(
-                f"{self.out_dir} holds a lottery-ticket run with other settings; "
-                "pass a new --output_dir or delete that folder"
-            )
+        state = load_checkpoint(path, self.out_dir, map_location=self.device)
+        check_fingerprint(state["fingerprint"], self.config, path)
         done = int(state["rounds_done"])
         self.rows = list(state["rows"])[:done]
         self._rewind_state = state["rewind_state"]
@@ -348,13 +349,8 @@ class LTHTrainerMixin:
         return chosen["valid_score"], valid_result
 
     def _write_table(self) -> None:
-        if not self.rows:
-            return
-        fields = list(dict.fromkeys(k for row in self.rows for k in row))
-        lines = [",".join(fields)]
-        for row in self.rows:
-            lines.append(",".join(_fmt(row.get(f, "")) for f in fields))
-        atomic_write_text(self.out_dir / TABLE_FILE, "\n".join(lines) + "\n")
+        if self.rows:
+            write_csv(self.rows, self.out_dir / TABLE_FILE)
 
     def _plot(self) -> None:
         from recbole_compress.plots import plot_tickets
@@ -373,19 +369,11 @@ class LTHTrainerMixin:
                 "rewind_epoch": self.lth.rewind_epoch,
                 "reinit": self.lth.reinit,
                 "ticket_tolerance": self.lth.tolerance,
+                "select": self.lth.select,
                 "winning_ticket": ticket,
                 "dense": self.rows[0] if self.rows else None,
-                "table": str(self.out_dir / TABLE_FILE),
-                "plot": str(self.out_dir / PLOT_FILE),
+                "table": TABLE_FILE,
+                "plot": PLOT_FILE,
                 "rounds_table": self.rows,
             }
         }
-
-
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def read_table(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))

@@ -31,7 +31,7 @@ from recbole_compress.data.multitask import TaskSettings
 from recbole_compress.embeddings.masked import enforce_masks
 from recbole_compress.errors import UserError
 from recbole_compress.metrics import funnel_metrics
-from recbole_compress.utils import atomic_torch_save, atomic_write_text
+from recbole_compress.run import atomic_torch_save, atomic_write_text, load_checkpoint
 
 CHECKPOINT_FILE = "best.pth"
 ROUNDS_TABLE = "lt4rec_rounds.csv"
@@ -163,7 +163,7 @@ class MultiTaskTrainer(AbstractTrainer):
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model:
             if model_file is not None:
-                self.model.load_state_dict(torch.load(model_file, map_location=self.device, weights_only=True))
+                self.model.load_state_dict(load_checkpoint(model_file, self.config["checkpoint_dir"], self.device))
             elif self.best_state is not None:
                 self.model.load_state_dict(self.best_state)
         self.last_result = self._evaluate_model(eval_data, show_progress)

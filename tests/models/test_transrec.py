@@ -209,8 +209,8 @@ def test_cli_trains_and_fine_tunes_from_pretrained(tmp_path, shared_datasets_dir
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(settings))
 
     def cli(*args):
-        monkeypatch.setattr(sys, "argv", ["run_recbole_compress.py", *args])
-        return main(list(args))
+        monkeypatch.setattr(sys, "argv", ["recbole-compress", "run", *args])
+        return main(["run", *args])
 
     assert cli("--model=TransRec", "--dataset=ttA", "--config_files=tiny.yaml", f"--output_dir={tmp_path / 'A'}") == 0
     assert cli("--model=TransRec", "--dataset=ttB", "--config_files=tiny.yaml", f"--output_dir={tmp_path / 'B'}",

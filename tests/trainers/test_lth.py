@@ -9,7 +9,8 @@ import torch
 from recbole_compress import UserError, run_recbole_compress
 from recbole_compress.embeddings.masked import masked_tensors
 from recbole_compress.export import export_model, import_model, load_artifact
-from recbole_compress.trainers.lth import prune, read_table
+from recbole_compress.run import read_csv as read_table
+from recbole_compress.trainers.lth import prune
 from tests.conftest import TINY
 
 LTH = {**TINY, "epochs": 2, "prune_rounds": 3, "prune_rate": 0.3, "n_layers": 1}

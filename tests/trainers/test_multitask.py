@@ -12,7 +12,6 @@ from sklearn.metrics import roc_auc_score
 
 from recbole_compress import run_recbole_compress
 from recbole_compress.errors import UserError
-from tests.conftest import REPO
 from tests.multitask_helpers import TINY_MT, convert_samples, funnel_settings
 
 
@@ -106,11 +105,11 @@ def test_bad_settings_fail_before_loading(root, extra, words):
 
 
 def cli(args, monkeypatch):
-    """The command line in this process (RecBole's Config reads --key=value from sys.argv)."""
+    """``recbole-compress run`` in this process."""
     from recbole_compress.cli import main
 
-    monkeypatch.setattr(sys, "argv", [str(REPO / "run_recbole_compress.py"), *args])
-    return main(args)
+    monkeypatch.setattr(sys, "argv", ["recbole-compress", "run", *args])
+    return main(["run", *args])
 
 
 def test_cli_trains_lt4rec_and_rejects_one_task(root, tmp_path, monkeypatch, capsys, one_thread):
