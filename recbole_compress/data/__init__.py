@@ -1,20 +1,21 @@
 """Dataset converters: raw research datasets -> RecBole atomic files.
 
-See :mod:`recbole_compress.data.convert` for the formats and rules, and
-``python -m recbole_compress.data --help`` for the command line.
+See :mod:`recbole_compress.data.convert` for the formats and rules, docs/datasets.md for
+the table, and ``python -m recbole_compress.data convert --help`` for the command line.
+Importing this package does not import numpy.
 """
 
 from recbole_compress.data.convert import (
     FORMATS,
     ConversionResult,
     ConvertError,
-    carve_validation,
     convert_ctcvr,
     convert_dataset,
     convert_funnel,
     convert_lastfm,
     convert_lightgcn,
     convert_s3rec,
+    convert_seqsplit,
     convert_unisrec,
 )
 
@@ -29,5 +30,14 @@ __all__ = [
     "convert_lastfm",
     "convert_lightgcn",
     "convert_s3rec",
+    "convert_seqsplit",
     "convert_unisrec",
 ]
+
+
+def __getattr__(name: str):
+    if name == "carve_validation":  # lives with numpy
+        from recbole_compress.data.convert.splits import carve_validation
+
+        return carve_validation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,49 +1,23 @@
-"""Tests of the dataset converters (recbole_compress.data) on the real shared data.
-
-The shared datasets live next to the repository (``../shared/datasets``); set
-``RECBOLE_COMPRESS_SHARED_DATA`` to use another copy. Tests that need them are skipped
-when they are absent. The yelp2018 test (1.5M rows) runs only with ``-m slow``.
+"""The converters on the real shared data (recbole_compress.data.convert): counts, splits and
+layouts of every format. Tests that need the shared datasets are skipped when they are absent
+(``RECBOLE_COMPRESS_SHARED_DATA`` points to another copy); yelp2018 (1.5M rows) runs only with
+``-m slow``. Bad input, the output folder and the command line have their own test files.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from recbole_compress.data import ConvertError, carve_validation
+from recbole_compress.data import carve_validation
 from recbole_compress.data import convert_dataset as convert
-import recbole_compress.data.convert as convert_module
-from recbole_compress.data.__main__ import main as cli_main
+from tests.conftest import REPO
+from tests.data.convert_helpers import leftovers, ml100k, pairs, read_atomic, shared
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("RECBOLE_COMPRESS_SHARED_DATA") or REPO_ROOT.parent / "shared" / "datasets")
-
-
-def shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.is_dir():
-        pytest.skip(f"shared dataset '{name}' not found at {path} (set RECBOLE_COMPRESS_SHARED_DATA)")
-    return path
-
-
-def read_atomic(path: Path) -> tuple[list[str], list[list[str]]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
-
-
-def pairs(path: Path) -> list[tuple[str, str]]:
-    return [(row[0], row[1]) for row in read_atomic(path)[1]]
-
-
-def leftovers(parent: Path, name: str) -> list[str]:
-    return [p.name for p in parent.iterdir() if p.name.startswith(f"{name}.tmp-") or p.name.startswith(f"{name}.old-")]
+NO_PAIR_PROBLEMS = {"train_duplicate": 0, "valid_duplicate": 0, "test_duplicate": 0,
+                    "valid_in_train": 0, "test_in_train": 0, "test_in_valid": 0}
 
 
 # --------------------------------------------------------------------------- lastfm / lightgcn
@@ -79,6 +53,10 @@ def test_lastfm_round_trip(tmp_path):
     meta = json.loads((dst / "lastfm.convert.json").read_text())
     assert meta["valid_carved_from_train"] is True and meta["seed"] == 2020
     assert meta["splits"] == result.splits and meta["dropped"] == result.dropped
+    # the real data has no repeated pair and no test pair inside train (checked, counted)
+    assert {k: v for k, v in meta["dropped"].items() if "unseen" not in k} == {
+        "train_duplicate": 0, "test_duplicate": 0, "test_in_train": 0}
+    assert meta["files"] == sorted(p.name for p in dst.iterdir())
     assert leftovers(dst.parent, "lastfm") == []
 
 
@@ -128,6 +106,7 @@ def test_tiktok_round_trip(tmp_path):
         kept = [r for r in source[split] if r[0] in train_users and r[1] in train_items]
         assert written[split] == kept
     assert result.n_dropped == 680
+    assert {k: v for k, v in result.dropped.items() if "unseen" not in k} == NO_PAIR_PROBLEMS
     assert sum(result.splits.values()) == sum(map(len, source.values())) - result.n_dropped
     all_rows = [p for part in written.values() for p in part]
     assert (result.n_users, result.n_items) == (len({u for u, _ in all_rows}), len({i for _, i in all_rows}))
@@ -157,8 +136,11 @@ def test_tiktok_as_sequences(tmp_path):
         assert seq.split() == sequences[user][-50:]
         sequences[user].append(target)
     train_users = {u for u, _ in pairs_of["train"]}
+    train_of: dict[str, list[str]] = {}
+    for user, item in pairs_of["train"]:
+        train_of.setdefault(user, []).append(item)
     for user in train_users - set(sequences):  # one train item: no train row, only a history
-        sequences[user] = [i for u, i in pairs_of["train"] if u == user]
+        sequences[user] = train_of[user]
     assert sorted((u, i) for u, s in sequences.items() for i in s) == sorted(pairs_of["train"])
     assert any(s != sorted(s, key=int) for s in sequences.values())  # not the source's ascending order
     _, valid = read_atomic(dst / "tts.valid.inter")
@@ -183,6 +165,7 @@ def test_yelp2018_counts(tmp_path, request):
     assert (result.n_users, result.n_items) == (31668, 38048)
     assert result.splits["test"] == 324147 and result.n_dropped == 0
     assert result.splits["train"] + result.splits["valid"] == 1237259
+    assert {k: v for k, v in result.dropped.items() if v} == {}  # no duplicate, overlap or unseen row
 
 
 # --------------------------------------------------------------------------- s3rec, unisrec, ctcvr
@@ -193,6 +176,7 @@ def test_beauty_sequences(tmp_path):
     dst = tmp_path / "beauty"
     result = convert("s3rec", src, dst)
     assert (result.n_users, result.n_items, result.splits["inter"]) == (22363, 12101, 198502)
+    assert result.kept == {"repeated_item": 0}
     header, rows = read_atomic(dst / "beauty.inter")
     assert header == ["user_id:token", "item_id:token", "timestamp:float"]
     assert len(rows) == 198502
@@ -226,6 +210,9 @@ def test_scientific_copy(tmp_path):
             items.add(target)
     assert (result.n_users, result.n_items) == (len(users), len(items)) == (8442, 4385)
     assert result.info["interactions"] == 59384
+    assert result.n_dropped == 0  # no identical rows inside or across splits
+    # repeat consumption (a target the user had before) is real data: kept and counted
+    assert result.kept == {"train_repeat_target": 187, "valid_repeat_target": 54, "test_repeat_target": 50}
     header, text = read_atomic(dst / "scientific.text")
     assert header == ["item_id:token", "text:token_seq"]
     assert len(text) == 4385 and {r[0] for r in text} == items  # keyed like the inter files
@@ -253,6 +240,11 @@ def test_ctcvr_samples(tmp_path, folder, labels, n_token, n_float, n_rows):
         assert {float(r[column]) for r in rows} <= {0.0, 1.0}
     split_rows = sum(v for k, v in result.splits.items() if k != "inter")
     assert split_rows == n_rows
+    # exposure logs: identical rows are separate impressions, kept and counted
+    expected = {"ali-ccp-sample": 9, "aliexpress-sample": 0}[folder]
+    assert result.n_kept == expected and result.n_dropped == 0
+    if folder == "ali-ccp-sample":
+        assert result.kept["train_duplicate_row"] == 2 and result.kept["valid_in_train"] == 3
 
 
 def test_ctcvr_sanitises_tokens(tmp_path):
@@ -263,104 +255,6 @@ def test_ctcvr_sanitises_tokens(tmp_path):
     header, rows = read_atomic(tmp_path / "out" / "tiny" / "tiny.inter")
     assert header == ["click:float", "purchase:float", "user_id:token", "D1:float"]
     assert rows == [["1", "0", "a_b_c", "0.5"], ["0", "0", "x", ""]]
-
-
-# --------------------------------------------------------------------------- bad input and atomicity
-
-
-def _lightgcn_copy(tmp_path: Path, malformed: bool) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "train.txt").write_text("0 1 2 3 4 5\n1 2 3\n" + ("2 7 x 9\n" if malformed else "2 7 8\n"))
-    (src / "test.txt").write_text("0 6\n1 4\n")
-    return src
-
-
-def test_cli_malformed_line_subprocess(tmp_path):
-    src = _lightgcn_copy(tmp_path, malformed=True)
-    dst = tmp_path / "out" / "bad"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(
-        [sys.executable, "-m", "recbole_compress.data", "convert", "lightgcn", str(src), str(dst)],
-        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
-    )
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("error:") and "train.txt:3" in lines[0]
-    assert not dst.exists() and not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("case", ["missing_src", "missing_train", "malformed", "unknown_format", "bad_ratio"])
-def test_cli_bad_input(tmp_path, capsys, case):
-    src = _lightgcn_copy(tmp_path, malformed=(case == "malformed"))
-    fmt = "lightgcn"
-    if case == "missing_src":
-        src = tmp_path / "nope"
-    elif case == "missing_train":
-        (src / "train.txt").unlink()
-    elif case == "unknown_format":
-        fmt = "movielens"
-    dst = tmp_path / "out" / "ds"
-    argv = ["convert", fmt, str(src), str(dst)] + (["--valid-ratio", "1.5"] if case == "bad_ratio" else [])
-    assert cli_main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:")
-    expected = {
-        "missing_src": "does not exist",
-        "missing_train": "'train.txt' not found",
-        "malformed": "train.txt:3",
-        "unknown_format": "unknown format 'movielens'",
-        "bad_ratio": "--valid-ratio",
-    }[case]
-    assert expected in err[0]
-    assert not dst.exists()
-
-
-def test_cli_success_and_list(tmp_path, capsys):
-    src = _lightgcn_copy(tmp_path, malformed=False)
-    assert cli_main(["convert", "lightgcn", str(src), str(tmp_path / "out" / "tiny"), "--name", "mini"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith("mini (lightgcn): 3 users")
-    assert (tmp_path / "out" / "tiny" / "mini.train.inter").is_file()
-    assert cli_main(["list"]) == 0
-    assert {line.split()[0] for line in capsys.readouterr().out.splitlines()} == set(convert_module.FORMATS)
-
-
-def test_failed_or_interrupted_conversion_keeps_old_dst(tmp_path, monkeypatch):
-    good = _lightgcn_copy(tmp_path, malformed=False)
-    dst = tmp_path / "out" / "ds"
-    convert("lightgcn", good, dst)
-    before = {p.name: p.read_bytes() for p in dst.iterdir()}
-
-    bad = tmp_path / "bad"
-    shutil.copytree(good, bad)
-    (bad / "test.txt").write_text("0 6\n1 4 oops\n")
-    with pytest.raises(ConvertError, match="test.txt:2"):
-        convert("lightgcn", bad, dst)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(convert_module, "_write_inter", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        convert("lightgcn", good, dst, seed=1)
-    with pytest.raises(KeyboardInterrupt):
-        convert("lightgcn", good, tmp_path / "out" / "fresh")
-    monkeypatch.undo()
-
-    assert {p.name: p.read_bytes() for p in dst.iterdir()} == before
-    assert not (tmp_path / "out" / "fresh").exists()
-    assert leftovers(dst.parent, "ds") == [] and leftovers(dst.parent, "fresh") == []
-    # a complete earlier conversion is replaced; a foreign folder is not
-    convert("lightgcn", good, dst, seed=1)
-    assert json.loads((dst / "ds.convert.json").read_text())["seed"] == 1
-    foreign = tmp_path / "out" / "foreign"
-    foreign.mkdir()
-    (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(ConvertError, match="refusing"):
-        convert("lightgcn", good, foreign)
-    assert (foreign / "notes.txt").read_text() == "mine"
 
 
 # --------------------------------------------------------------------------- RecBole
@@ -380,7 +274,7 @@ def test_recbole_loads_converted_lastfm(tmp_path, monkeypatch):
     config = Config(
         model="BPR",
         dataset="lastfm",
-        config_file_list=[str(REPO_ROOT / "properties" / "dataset" / "lastfm.yaml")],
+        config_file_list=[str(REPO / "properties" / "dataset" / "lastfm.yaml")],
         config_dict={"data_path": str(dst.parent), "show_progress": False, "save_dataset": False},
     )
     dataset = create_dataset(config)
@@ -394,16 +288,10 @@ def test_recbole_loads_converted_lastfm(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- funnel (derived from ml-100k)
 
 
-def _ml100k() -> Path:
-    import recbole
-
-    return Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k"
-
-
 def test_funnel_from_ml100k(tmp_path):
     dst = tmp_path / "ml-100k-funnel"
-    result = convert("funnel", _ml100k(), dst, negatives=2, seed=7)
-    _, raw = read_atomic(_ml100k() / "ml-100k.inter")
+    result = convert("funnel", ml100k(), dst, negatives=2, seed=7)
+    _, raw = read_atomic(ml100k() / "ml-100k.inter")
     rated = {(r[0], r[1]): float(r[2]) for r in raw}
     rows = []
     for split in ("train", "valid", "test"):
@@ -425,22 +313,7 @@ def test_funnel_from_ml100k(tmp_path):
     assert result.info["labels"] == {"click": 100000, "conversion": 55375} and result.info["derived"]
     assert 0.09 < result.splits["valid"] / len(rows) < 0.11 and 0.09 < result.splits["test"] / len(rows) < 0.11
     assert (dst / "ml-100k-funnel.user").is_file() and (dst / "ml-100k-funnel.item").is_file()
-    again = convert("funnel", _ml100k(), tmp_path / "again" / "ml-100k-funnel", negatives=2, seed=7)
+    again = convert("funnel", ml100k(), tmp_path / "again" / "ml-100k-funnel", negatives=2, seed=7)
     assert (tmp_path / "again" / "ml-100k-funnel" / "ml-100k-funnel.test.inter").read_text() == (
         dst / "ml-100k-funnel.test.inter").read_text()
     assert again.splits == result.splits
-
-
-@pytest.mark.parametrize("negatives", [0, -1, 1.5])
-def test_funnel_rejects_bad_negatives(tmp_path, negatives):
-    with pytest.raises(ConvertError, match="negatives"):
-        convert("funnel", _ml100k(), tmp_path / "f", negatives=negatives)
-    assert not (tmp_path / "f").exists()
-
-
-def test_funnel_needs_ratings(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "x.inter").write_text("user_id:token\titem_id:token\n1\t2\n")
-    with pytest.raises(ConvertError, match="rating"):
-        convert("funnel", src, tmp_path / "f")
