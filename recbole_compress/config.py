@@ -121,6 +121,11 @@ def recbole_downloadable(name: str) -> bool:
 
 def convert_hint(name: str, folder: str) -> str:
     """How to make a dataset folder from local raw files (never a path of this repository)."""
+    if name.endswith("-funnel"):  # derived from the ml-100k that ships inside RecBole
+        import recbole
+
+        source = Path(recbole.__file__).resolve().parent / "dataset_example" / "ml-100k"
+        return f"derive it with `recbole-compress convert funnel {os.fspath(source)} {folder}`"
     return (
         f"convert your files into {folder}: `recbole-compress convert FORMAT SRC {folder}` "
         "(formats: `recbole-compress convert --list`), or write RecBole atomic files "

@@ -89,8 +89,10 @@ def _train_and_test(config, saved, callback_fn):
     from recbole.data.transform import construct_transform
     from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
+    from recbole_compress.config import check_dataset
     from recbole_compress.registry import get_model, get_trainer
 
+    check_dataset(config)  # before RecBole logs its config: a missing dataset is one line
     init_seed(config["seed"], config["reproducibility"])
     _fresh_log_handlers()
     init_logger(config)
