@@ -242,10 +242,12 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
     warnings.filterwarnings("ignore", message=".*torch.sparse.SparseTensor.*")
     warnings.filterwarnings("ignore", message=".*sparse CSR tensor support is in beta.*")
+    from recbole_compress.errors import Notice
+
     default = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if category.__name__ == "UnknownConfigKey":
+        if issubclass(category, Notice):
             print(f"warning: {message}", file=sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)

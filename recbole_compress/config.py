@@ -142,7 +142,42 @@ def check_dataset(config) -> None:
     wanted = [path / f"{name}.{part}.inter" for part in benchmark] if benchmark else [path / f"{name}.inter"]
     missing = [p for p in wanted if not p.is_file()]
     if not missing:
+        check_columns(config, wanted[0])
         return
     if not path.exists() and recbole_downloadable(name):
         return  # RecBole downloads it (and asks first when it is over 1 GB)
     raise UserError(f"dataset '{name}' not found: no {os.fspath(missing[0])}; {convert_hint(name, os.fspath(path))}")
+
+
+def _header_fields(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline().rstrip("\r\n")
+    return [column.split(":", 1)[0] for column in header.split("\t")]
+
+
+def check_columns(config, inter_file: Path) -> None:
+    """The columns the settings need against the header of the interaction file:
+    ordering by time without a time column is an error; ``load_col`` naming a column
+    the file lacks is a warning (RecBole silently ignores it)."""
+    import warnings
+
+    from recbole_compress.errors import Notice
+
+    fields = _header_fields(inter_file)
+    load_col = config["load_col"]
+    wanted = load_col.get("inter") if isinstance(load_col, dict) else None
+    if isinstance(wanted, list):
+        for column in wanted:
+            if column not in fields:
+                warnings.warn(f"load_col names '{column}', which {inter_file.name} does not have (it has "
+                              f"{', '.join(fields)}); it is ignored", Notice, stacklevel=3)
+    loaded = [f for f in fields if not isinstance(wanted, list) or f in wanted]
+    order = (config["eval_args"] or {}).get("order")
+    time_field = config["TIME_FIELD"]
+    # pre-split benchmark files are used as they are: RecBole orders only the data it splits
+    if order == "TO" and time_field not in loaded and not config["benchmark_filename"]:
+        where = "load_col leaves it out" if time_field in fields else f"{inter_file.name} has no such column"
+        raise UserError(
+            f"eval_args order: TO sorts by the column '{time_field}', but {where}; add a {time_field}:float "
+            "column (or load it), or set eval_args order: RO"
+        )

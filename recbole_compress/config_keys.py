@@ -10,7 +10,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from recbole_compress.errors import UserError
+from recbole_compress.errors import Notice, UserError
 
 # read by RecBole 1.2.1's code (or set by its Config) without a property-file default
 _RECBOLE_CODE_KEYS = {
@@ -23,7 +23,7 @@ _RECBOLE_CODE_KEYS = {
 _NOT_SETTINGS = ("url.yaml", "kg_url.yaml")
 
 
-class UnknownConfigKey(UserWarning):
+class UnknownConfigKey(Notice):
     """A config key that nothing defines (probably misspelled)."""
 
 
@@ -61,3 +61,52 @@ def check_keys(keys, strict: bool = False) -> list[str]:
             raise UserError(f"{message.removesuffix('; it is ignored')}; fix it or drop --strict")
         warnings.warn(message, UnknownConfigKey, stacklevel=3)
     return unknown
+
+
+# -- values -------------------------------------------------------------------------------
+
+# keys whose value must be > 0 (RecBole would fail late, or loop zero times, on anything else)
+_POSITIVE = {
+    "epochs", "train_batch_size", "eval_batch_size", "learning_rate", "embedding_size", "hidden_size",
+    "inner_size", "n_heads", "stopping_step", "eval_step", "MAX_ITEM_LIST_LENGTH",
+}
+_NON_NEGATIVE = {"weight_decay", "reg_weight", "n_layers", "hidden_dropout_prob", "attn_dropout_prob", "dropout_prob"}
+
+
+def _kind(value) -> str | None:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, dict):
+        return "a mapping"
+    return None  # strings and lists: RecBole accepts several forms for many of them
+
+
+def _fits(value, kind: str) -> bool:
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "a number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
+def check_values(config) -> None:
+    """A value of the wrong kind for its key (``--epochs=abc``), or out of range
+    (``--epochs=0``), is one line before any work: the key's default in the property
+    files says what kind of value it takes (a key without a default takes anything)."""
+    defaults = config.internal_config_dict
+    for key, value in config.external_config_dict.items():
+        if value is None:
+            continue
+        kind = _kind(defaults.get(key))
+        if kind is not None and not _fits(value, kind):
+            raise UserError(f"{key}={value!r} is not {kind} (its default is {defaults[key]!r}); give e.g. --{key}={defaults[key]}")
+        if key in _POSITIVE and isinstance(value, (int, float)) and not value > 0:
+            raise UserError(f"{key}={value} must be greater than 0")
+        if key in _NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
+            raise UserError(f"{key}={value} must not be negative")

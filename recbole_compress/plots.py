@@ -25,25 +25,40 @@ def _save(plt, fig, ax, path: Path) -> Path:
     return path
 
 
-def plot_tickets(rows: list[dict], metric: str, path, title: str = "") -> Path:
-    """Validation and test ``metric`` against remaining parameters, with the dense lines."""
+def plot_tickets(rows: list[dict], metric: str, path, title: str = "", winner: int | None = None) -> Path:
+    """Validation and test ``metric`` against remaining parameters, with the dense lines,
+    the winning ticket (round ``winner``) marked, and the exported size of each round on
+    a second axis."""
     plt = _pyplot()
     path = Path(path)
     remaining = [row["remaining"] * 100 for row in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
     for split, style in (("valid", "o-"), ("test", "s-")):
         values = [row.get(f"{split}_{metric}") for row in rows]
         if all(v is not None for v in values):
             line = ax.plot(remaining, values, style, label=f"{split} {metric}")[0]
             ax.axhline(values[0], color=line.get_color(), linestyle="--", linewidth=1, label=f"dense {split}")
+    chosen = next((row for row in rows if row["round"] == winner), None)
+    if chosen is not None and chosen.get(f"valid_{metric}") is not None:
+        ax.plot([chosen["remaining"] * 100], [chosen[f"valid_{metric}"]], marker="*", markersize=16, color="gold",
+                markeredgecolor="black", linestyle="none", label=f"winning ticket (round {winner})", zorder=5)
     ax.set_xscale("log")
     ticks = [t for t in (100, 80, 64, 50, 40, 30, 20, 15, 10, 5, 2, 1) if min(remaining) <= t <= max(remaining)]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
-    ax.invert_xaxis()
+    ax.set_xlim(max(remaining) * 1.08, min(remaining) / 1.08)  # sparser to the right
     ax.set_xlabel("remaining embedding parameters (%)")
     ax.set_ylabel(metric)
-    ax.set_title(title or "lottery tickets")
+    if all(row.get("model_bytes") for row in rows):
+        top = ax.twiny()
+        top.set_xscale("log")
+        top.set_xlim(ax.get_xlim())
+        step = max(1, len(rows) // 6)
+        shown = rows[::step]
+        top.set_xticks([row["remaining"] * 100 for row in shown], [f"{row['model_bytes'] / 1024:,.0f}" for row in shown])
+        top.minorticks_off()
+        top.set_xlabel("exported model (KB)")
+    ax.set_title(title or "lottery tickets", fontsize=10)
     return _save(plt, fig, ax, path)
 
 

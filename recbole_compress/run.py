@@ -233,7 +233,7 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
     import warnings
 
     from recbole_compress.config import Config
-    from recbole_compress.config_keys import check_keys
+    from recbole_compress.config_keys import check_keys, check_values
 
     with warnings.catch_warnings():
         # RecBole's Config warns about its own defaults on every build (e.g. train_neg_sample_args)
@@ -241,12 +241,14 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
         config = Config(model=model, dataset=dataset, config_file_list=config_file_list,
                         config_dict=config_dict, overrides=overrides)
     check_keys([k for k in config.external_config_dict if k not in ("model", "dataset")], strict=strict)
+    # the methods' and the model's own checks explain their keys best; then every other key's kind
     for method in getattr(config.model_class, "compression_chain", ()):
         if method.check_config is not None:
             method.check_config(config)  # bad settings fail before data loading
     own_check = getattr(config.model_class, "check_config", None)
     if own_check is not None:
         own_check(config)
+    check_values(config)
     out = run_dir(config)
     config["output_dir"] = str(out)
     config["checkpoint_dir"] = str(out)

@@ -355,7 +355,8 @@ class LTHTrainerMixin:
     def _plot(self) -> None:
         from recbole_compress.plots import plot_tickets
 
-        plot_tickets(self.rows, self.valid_metric, self.out_dir / PLOT_FILE, title=f"{self.config['model']} on {self.config['dataset']}")
+        plot_tickets(self.rows, self.valid_metric, self.out_dir / PLOT_FILE,
+                     title=f"{self.config['model']} on {self.config['dataset']}", winner=self.ticket_round)
 
     def extra_summary(self) -> dict:
         ticket = next((row for row in self.rows if row["round"] == self.ticket_round), None)
