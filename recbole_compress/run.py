@@ -111,7 +111,9 @@ def settings_of(config) -> dict:
 
 
 def fingerprint(model: str, dataset: str, settings: dict) -> str:
-    payload = json.dumps({"model": model, "dataset": dataset, "settings": to_jsonable(settings)}, sort_keys=True)
+    """Short hash of a run's identity (keys that change nothing it computes left out)."""
+    semantic = {k: v for k, v in to_jsonable(settings).items() if k not in NON_SEMANTIC_KEYS}
+    payload = json.dumps({"model": model, "dataset": dataset, "settings": semantic}, sort_keys=True)
     return hashlib.sha1(payload.encode()).hexdigest()[:8]
 
 
@@ -162,9 +164,7 @@ def claim_folder(out: Path, model: str, dataset: str, settings: dict) -> None:
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
-            theirs = fingerprint(saved["model"], saved["dataset"], {
-                k: v for k, v in saved.get("config", {}).items() if k not in NON_SEMANTIC_KEYS
-            })
+            theirs = fingerprint(saved["model"], saved["dataset"], saved.get("config", {}))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise UserError(f"{out} holds an unreadable {RUN_CONFIG_FILE}; pass another --output_dir or delete that folder") from None
         if theirs != mine:
@@ -242,12 +242,16 @@ def build_config(model=None, dataset=None, config_file_list=None, config_dict=No
                         config_dict=config_dict, overrides=overrides)
     check_keys([k for k in config.external_config_dict if k not in ("model", "dataset")], strict=strict)
     # the methods' and the model's own checks explain their keys best; then every other key's kind
-    for method in getattr(config.model_class, "compression_chain", ()):
-        if method.check_config is not None:
-            method.check_config(config)  # bad settings fail before data loading
-    own_check = getattr(config.model_class, "check_config", None)
-    if own_check is not None:
-        own_check(config)
+    try:
+        for method in getattr(config.model_class, "compression_chain", ()):
+            if method.check_config is not None:
+                method.check_config(config)  # bad settings fail before data loading
+        own_check = getattr(config.model_class, "check_config", None)
+        if own_check is not None:
+            own_check(config)
+    except (TypeError, ValueError):
+        check_values(config)  # a value of the wrong kind that a check tripped over: one line naming it
+        raise
     check_values(config)
     out = run_dir(config)
     config["output_dir"] = str(out)

@@ -31,6 +31,12 @@ def test_summary_json_has_the_promised_fields(tmp_path):
     ]:
         assert key in summary, key
     assert "ndcg@10" in summary["test"]
+    assert summary["schema_version"] == 2 and summary["valid_metric"] == summary["valid_metric"].lower()
+    assert all(k == k.lower() for k in [*summary["valid"], *summary["test"]])
+    assert set(summary["versions"]) == {"recbole_compress", "recbole", "torch", "python"}
+    assert summary["device"] == "cpu" and "git_commit" in summary
+    assert summary["artifact"] == "model.pt"  # relative to the output folder
+    assert summary["compression_ratio"] == 1.0
     # a dense model: exported bytes = its float32 tables
     n = summary["trainable_parameters"]
     assert summary["model_bytes"] == summary["dense_model_bytes"] == 4 * n
@@ -60,3 +66,18 @@ def test_malformed_dataset_is_a_clear_error(tmp_path):
             "BPR", "broken", config_dict={**TINY, "data_path": str(tmp_path / "data"), "load_col": {"inter": ["user_id", "item_id", "rating"]}}
         )
     assert "broken" in str(err.value)
+
+
+def test_lottery_ticket_summary_paths_are_relative(tmp_path):
+    result = run_recbole_compress("BPR_LTH", "ml-100k", config_dict={**TINY, "prune_rounds": 1})
+    summary = result["summary"]
+    assert summary["lth"]["table"] == "tickets.csv" and summary["lth"]["plot"] == "tickets.png"
+    out = tmp_path / result["output_dir"]
+    assert (out / summary["lth"]["table"]).is_file() and (out / summary["lth"]["plot"]).is_file()
+    assert summary["compression_ratio"] == round(summary["dense_model_bytes"] / summary["model_bytes"], 4)
+
+
+def test_a_failed_run_leaves_no_folder_behind(tmp_path):
+    with pytest.raises(UserError):
+        run_recbole_compress("BPR", "nosuchdata", config_dict={**TINY, "output_dir": str(tmp_path / "run")})
+    assert not (tmp_path / "run").exists()
