@@ -39,7 +39,7 @@ from recbole_compress.errors import UserError
 SCORING_PATHS = ("auto", "pairs", "bag", "dense")
 
 # choose_scoring_path's thresholds, from benchmarks/pqtopk.py on the project's
-# 2-core x86-64 CPU (torch, 1 thread; see README "RecJPQ"):
+# 2-core x86-64 CPU (torch, 1 thread; see docs/methods/jpq.md):
 PAIRS_MAX_BATCH = 2  # pair tables win for 1-2 queries
 BAG_MAX_BATCH = 16  # embedding_bag beats BLAS up to here even at d/m = 8
 BAG_ANY_BATCH_DIM_PER_SPLIT = 16  # from d/m = 16 on, the gather-sum does fewer operations per score than BLAS can hide
