@@ -46,15 +46,16 @@ def apply_train_mode(config) -> None:
     if mode not in TRAIN_MODES:
         raise UserError(f"train_mode={mode} is not one of {', '.join(TRAIN_MODES)}; use --train_mode=all_positions or leave it out")
     loss = final.get("loss_type")
+    name = config.model
+    backbone = backbone_name(config.model_class, name)
     if mode == "prefix":
-        if loss in ("BCE", "gBCE"):
+        # other models have their own BCE (CDAE, TransRec): only these backbones' BCE needs all positions
+        if backbone in SUPPORTED_BACKBONES and loss in ("BCE", "gBCE"):
             raise UserError(
                 f"loss_type={loss} trains on sampled negatives at every position: add --train_mode=all_positions "
                 "(RecBole's prefix training takes CE or BPR)"
             )
         return
-    name = config.model
-    backbone = backbone_name(config.model_class, name)
     if final.get("MODEL_TYPE") != ModelType.SEQUENTIAL or backbone not in SUPPORTED_BACKBONES:
         hint = " (BERT4Rec already trains on its masked positions; use its own training)" if backbone == "BERT4Rec" else ""
         raise UserError(
@@ -70,7 +71,7 @@ def apply_train_mode(config) -> None:
         )
     if not final.get("single_spec", True):
         raise UserError("train_mode=all_positions runs on one process; drop the distributed settings (nproc/world_size)")
-    AllPositionsSettings.check(final, loss)
+    AllPositionsSettings.check(final)
     final[DERIVED_LOSS_KEY] = loss
     final["loss_type"] = "CE"  # what RecBole's constructor accepts; the trainer owns the loss
     final["train_neg_sample_args"] = None
@@ -87,7 +88,7 @@ class AllPositionsSettings:
     length_bucketing: bool
 
     @staticmethod
-    def check(values, loss: str) -> None:
+    def check(values) -> None:
         _positive_int(values, "neg_samples")
         _positive_int(values, "train_batch_size")
         t = values.get("gbce_t")
@@ -107,7 +108,7 @@ class AllPositionsSettings:
         if loss is None:  # a Config built without recbole_compress's hook
             raise UserError("train_mode=all_positions needs recbole_compress's Config (recbole_compress.Config)")
         values = config.final_config_dict
-        cls.check(values, loss)
+        cls.check(values)
         return cls(
             loss=str(loss),
             neg_samples=int(values.get("neg_samples") or 1),

@@ -26,6 +26,11 @@ def test_all_positions_builds_the_model_with_ce_and_keeps_the_loss(loss):
     assert (settings.loss, settings.neg_samples, settings.batch_size) == (loss, 2, 64)
 
 
+def test_other_models_keep_their_own_bce():
+    assert _config("CDAE", loss_type="BCE")["loss_type"] == "BCE"
+    assert _config("TransRec", **SEQ)["loss_type"] == "BCE"
+
+
 def test_compressed_and_composed_backbones_are_accepted():
     for model in ("SASRec_JPQ", "GRU4Rec_CERP", "SASRec_QR_LTH"):
         assert _config(model, **ALL_POSITIONS, memory_budget=0.2)["all_positions_loss"] == "BCE"
