@@ -13,15 +13,26 @@ exported model's bytes, epochs and mean epoch time. ``--epochs`` is one number o
 ``Model:n,...``; ``--code_lengths`` (JPQ's m, one JPQ run each) is ``8``, ``8+4`` or
 ``Model:8+4,...``; other ``--key=value`` arguments are RecBole/recbole_compress config
 keys. Outputs go to ``benchmarks/out/jpq-<dataset>/`` (git-ignored).
+
+A training regime comes as config files, e.g. the authors' (all positions, BCE with one
+negative, d=128, early stopping; see docs/recjpq.md):
+
+    uv run python benchmarks/jpq.py --dataset=beauty --models=SASRec \\
+        --config_files=properties/paper/recjpq.yaml --epochs=200 --code_lengths=4+8+16 --threads=1
+
+Finished runs (same model and settings in their output folder) are read back, so a long
+benchmark resumes after its last finished model. With several code lengths, the one
+with the best validation NDCG@10 is marked (test scores play no part in the choice).
+Learning curves (valid NDCG@10 per epoch, every model of a backbone): ``curves-<backbone>.png``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from common import benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
+from runs import best_point, plot_curves, run_or_reuse  # benchmarks/runs.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +42,7 @@ def parse():
     parser.add_argument("--models", default="SASRec,GRU4Rec,BERT4Rec")
     parser.add_argument("--epochs", default="10", help="epoch cap: N, or Model:N,Model:N")
     parser.add_argument("--code_lengths", default="8", help="JPQ code lengths m: 8, 8+4, or Model:8+4,Model:8")
+    parser.add_argument("--config_files", default="", help="config files of a training regime, space-separated")
     return parse_with_overrides(parser)
 
 
@@ -53,52 +65,53 @@ def table_bytes(artifact_path, table: str = "item_embedding") -> int:
     return int(sum(tensors[k].numel() * tensors[k].element_size() for k in keys))
 
 
-def run(model, dataset, settings):
-    from recbole_compress import run_recbole_compress
-
-    started = time.time()
-    result = run_recbole_compress(model, dataset, config_dict=dict(settings))
-    summary = result["summary"]
-    summary["wall_time_s"] = round(time.time() - started, 1)
-    summary["item_table_bytes"] = table_bytes(Path(result["output_dir"]) / summary["artifact"])
+def run(model, dataset, settings, out_dir, config_files):
+    summary = run_or_reuse(model, dataset, settings, out_dir, config_files)
+    summary["item_table_bytes"] = table_bytes(out_dir / summary["artifact"])
     return summary
 
 
 def main():
     args, overrides = parse()
+    config_files = [str((REPO / f).resolve()) if not Path(f).is_absolute() else f for f in args.config_files.split()]
     out, data_path = prepare_run(args, "jpq")
 
     import recbole_compress  # noqa: F401
 
     settings = {"data_path": str(data_path), "show_progress": False, **overrides}
-    lines = [f"# RecJPQ vs dense on {args.dataset}", "", f"settings: `{json.dumps(settings)}`, epochs: `{args.epochs}`, code lengths: `{args.code_lengths}`", ""]
+    regime = ", ".join(Path(f).name for f in config_files) or "RecBole's defaults"
+    lines = [f"# RecJPQ vs dense on {args.dataset}", "",
+             f"regime: {regime}; settings: `{json.dumps(settings)}`, epochs: `{args.epochs}`, code lengths: `{args.code_lengths}`", ""]
     header = (
-        "| backbone | model | epochs | valid NDCG@10 | test NDCG@10 | test HR@10 | item table bytes | dense / this table "
-        "| model bytes | epoch time (s) | epoch-time ratio |"
+        "| backbone | model | epochs | best epoch | valid NDCG@10 | test NDCG@10 | test HR@10 | item table bytes | dense / this table "
+        "| model bytes | epoch time (s) | epoch-time ratio | time to best (s) |"
     )
-    rows = [header, "|" + "---|" * 11]
+    rows = [header, "|" + "---|" * 13]
     summaries = {}
     for base in args.models.split(","):
         epochs = int(per_model(args.epochs, base, "epochs"))
-        dense = run(base, args.dataset, {**settings, "epochs": epochs, "output_dir": str(out / base)})
+        dense = run(base, args.dataset, {**settings, "epochs": epochs}, out / base, config_files)
         runs = [(base, dense)]
         for m in per_model(args.code_lengths, base, "code_lengths").split("+"):
-            jpq = run(
-                f"{base}_JPQ",
-                args.dataset,
-                {**settings, "epochs": epochs, "jpq_code_length": int(m), "output_dir": str(out / f"{base}_JPQ-m{m}")},
-            )
+            jpq = run(f"{base}_JPQ", args.dataset, {**settings, "epochs": epochs, "jpq_code_length": int(m)},
+                      out / f"{base}_JPQ-m{m}", config_files)
             runs.append((f"{base}_JPQ (m={m})", jpq))
+        coded = [(name, s) for name, s in runs[1:]]
+        picked = max(coded, key=lambda item: item[1]["valid"]["ndcg@10"])[0] if len(coded) > 1 else None
         summaries[base] = dict(runs)
         for name, s in runs:
             ratio = dense["item_table_bytes"] / s["item_table_bytes"]
+            best = best_point(s)
+            label = f"{name}, picked by validation" if name == picked else name
             rows.append(
-                f"| {base} | {name} | {s['epochs']} | {s['valid']['ndcg@10']:.4f} | {s['test']['ndcg@10']:.4f} | "
+                f"| {base} | {label} | {s['epochs']} | {best['epochs']} | {s['valid']['ndcg@10']:.4f} | {s['test']['ndcg@10']:.4f} | "
                 f"{s['test']['hit@10']:.4f} | {s['item_table_bytes']:,} | {ratio:.1f}x | {s['model_bytes']:,} | "
-                f"{s['epoch_time_s']:.1f} | {s['epoch_time_s'] / dense['epoch_time_s']:.2f} |"
+                f"{s['epoch_time_s']:.1f} | {s['epoch_time_s'] / dense['epoch_time_s']:.2f} | {best['time_s']} |"
             )
         print("\n".join([header, rows[1]] + rows[-len(runs):]), flush=True)
-    lines += rows
+        plot = plot_curves(dict(runs), out / f"curves-{base}.png", f"{base} vs {base}_JPQ on {args.dataset} ({regime})")
+        lines.append(f"learning curves: {plot.name}")
+    lines += ["", *rows]
     lines += ["", "test NDCG@10, JPQ / dense: " + ", ".join(
         f"{name} {s['test']['ndcg@10'] / max(by_name[b]['test']['ndcg@10'], 1e-12):.3f}"
         for b, by_name in summaries.items() for name, s in by_name.items() if name != b

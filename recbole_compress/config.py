@@ -25,6 +25,8 @@ from recbole.utils import ModelType
 from recbole_compress.errors import UserError
 from recbole_compress.property_files import SafeLoader, load_yaml, properties_dir, resolve_property_file
 from recbole_compress.registry import get_model
+from recbole_compress.seqtrain.settings import apply_train_mode
+from recbole_compress.seqtrain.settings import property_files as seqtrain_property_files
 
 __all__ = ["Config", "check_dataset", "convert_hint", "recbole_downloadable", "load_yaml", "properties_dir",
            "resolve_property_file"]
@@ -76,6 +78,7 @@ class Config(RecBoleConfig):
         super()._load_internal_config_dict(base or model, model_class, dataset)
         ours = properties_dir()
         files = [ours / "overall.yaml"]
+        files += seqtrain_property_files(model_class, ours)  # seqtrain hook: train_mode and its keys
         if base is not None:
             files.append(ours / "model" / f"{base}.yaml")
         for method in getattr(model_class, "compression_chain", ()):  # inner method first: outer wins
@@ -92,6 +95,7 @@ class Config(RecBoleConfig):
             self.parameters["Dataset"] += [k for k in loaded if k not in self.parameters["Dataset"]]
 
     def _set_default_parameters(self):
+        apply_train_mode(self)  # seqtrain hook: all_positions moves loss_type to the trainer (before the checks below)
         # RecBole's overall.yaml samples a negative per positive, and its own check then
         # rejects every sequential model trained with CE (SASRec's default) unless the
         # user spells train_neg_sample_args=None. Do that for them when they set nothing.

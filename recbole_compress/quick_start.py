@@ -203,6 +203,7 @@ def write_summary(config, trainer, result, started, test_time=None) -> dict:
         "table_parameters": sum(table_parameter_count(m) for _, m in compressed_modules(model)),
         "epoch_time_s": getattr(trainer, "mean_epoch_time", None),
         "epochs": getattr(trainer, "epochs_run", None),
+        "valid_curve": getattr(trainer, "valid_curve", None),  # per validation: score, cumulative train/valid seconds
         "wall_time_s": round(time.time() - started, 3),
         "test_time_s": None if test_time is None else round(test_time, 3),
         "artifact": ARTIFACT_FILE,

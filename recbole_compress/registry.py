@@ -17,6 +17,7 @@ from typing import Callable
 
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
+from recbole.utils import ModelType
 
 from recbole_compress import compat
 from recbole_compress.embeddings.base import compress
@@ -183,7 +184,13 @@ def get_trainer(model_type, model_name: str) -> type:
         return own
     method = getattr(model, "compression_method", None)
     base_name = getattr(model, "base_model_name", model_name)
-    trainer = _mixed_trainer(ProjectTrainerMixin, recbole_get_trainer(model_type, base_name))
+    base_trainer = recbole_get_trainer(model_type, base_name)
+    # every sequential trainer can train at all positions (a no-op unless train_mode: all_positions)
+    if model_type == ModelType.SEQUENTIAL:
+        from recbole_compress.seqtrain.trainer import AllPositionsTrainerMixin
+
+        base_trainer = _mixed_trainer(AllPositionsTrainerMixin, base_trainer)
+    trainer = _mixed_trainer(ProjectTrainerMixin, base_trainer)
     if method is not None and method.trainer_mixin is not None:
         trainer = _mixed_trainer(method.trainer_mixin, trainer)
     return trainer

@@ -1,0 +1,73 @@
+"""Helpers the training-regime benchmarks share (seqtrain.py, jpq.py): resumable runs,
+time to the best validation score, learning-curve plots."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+SETTINGS_FILE = "bench_settings.json"
+
+
+def run_or_reuse(model: str, dataset: str, settings: dict, out_dir: Path, config_files: list[str] | None = None) -> dict:
+    """``run_recbole_compress`` into ``out_dir``; a finished run with the same model and
+    settings is read back instead (so a long benchmark resumes after its last finished run)."""
+    from recbole_compress import run_recbole_compress
+    from recbole_compress.run import atomic_write_json
+
+    wanted = {"model": model, "dataset": dataset, "settings": settings, "config_files": config_files or []}
+    marker, summary_file = out_dir / SETTINGS_FILE, out_dir / "summary.json"
+    if marker.is_file() and summary_file.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(wanted)):
+        print(f"reusing the finished run in {out_dir}", flush=True)
+        return json.loads(summary_file.read_text())
+    started = time.time()
+    result = run_recbole_compress(model, dataset, config_file_list=config_files or None,
+                                  config_dict={**settings, "output_dir": str(out_dir)})
+    summary = result["summary"]
+    summary["wall_time_s"] = round(time.time() - started, 1)
+    atomic_write_json(summary_file, summary)
+    atomic_write_json(marker, wanted)
+    return summary
+
+
+def best_point(summary: dict) -> dict:
+    """The validation at which the run's best score was reached (the first, on ties),
+    with ``time_s``: training plus validation seconds up to and including it."""
+    curve = summary.get("valid_curve") or []
+    if not curve:
+        return {"epochs": None, "valid_score": None, "time_s": None}
+    best = max(curve, key=lambda row: row["valid_score"])  # max returns the first maximum
+    return {**best, "time_s": round(best["train_time_s"] + best["valid_time_s"], 1)}
+
+
+def total_time(summary: dict) -> float:
+    curve = summary.get("valid_curve") or []
+    return round(curve[-1]["train_time_s"] + curve[-1]["valid_time_s"], 1) if curve else float("nan")
+
+
+def plot_curves(runs: dict[str, dict], path: Path, title: str, metric: str = "NDCG@10", against: str = "epochs") -> Path:
+    """Validation ``metric`` per evaluation for every run: against training epochs, or
+    against cumulative seconds (``against='time'``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.4), dpi=120)
+    for label, summary in runs.items():
+        curve = summary.get("valid_curve") or []
+        if not curve:
+            continue
+        xs = [row["epochs"] if against == "epochs" else row["train_time_s"] + row["valid_time_s"] for row in curve]
+        ax.plot(xs, [row["valid_score"] for row in curve], "-", marker=".", markersize=3, label=label)
+    ax.set_xlabel("training epochs" if against == "epochs" else "training + validation time (s)")
+    ax.set_ylabel(f"valid {metric}")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
