@@ -83,7 +83,7 @@ class CompressedEmbedding(nn.Module):
         module = cls.from_export(decode_composed(parts))
         with torch.no_grad():
             weight = module.weight.detach().clone()
-        return RowTable(DenseMatrix(weight), module.num_embeddings, module.padding_idx, pad_stored=True)
+        return RowTable(DenseMatrix(weight), module.padding_idx)
 
     def dense_bytes(self) -> int:
         return self.num_embeddings * self.embedding_dim * 4

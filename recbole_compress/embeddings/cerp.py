@@ -300,9 +300,9 @@ class PEPEmbedding(PrunedEmbedding):
         """The pruned entity rows, row-sparse."""
         from recbole_compress.embeddings.serving import RowTable, part_form
 
-        num, _, pad = (int(v) for v in parts["mapping"])
+        pad = int(parts["mapping"][2])
         pad = None if pad < 0 else pad
-        return RowTable(part_form(parts, "P"), num, pad, pad_stored=pad is None)
+        return RowTable(part_form(parts, "P", empty_row=pad), pad)
 
     @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "PEPEmbedding":

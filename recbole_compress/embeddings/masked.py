@@ -187,8 +187,8 @@ class MaskedEmbedding(CompressedEmbedding):
         """Row-sparse: the kept values with their CSR index (serving.py's matrix_form)."""
         from recbole_compress.embeddings.serving import RowTable, matrix_form
 
-        rows, pad, dropped = cls.entity_rows(parts)
-        return RowTable(matrix_form(parts), rows, pad, pad_stored=not dropped)
+        _, pad, dropped = cls.entity_rows(parts)
+        return RowTable(matrix_form(parts, empty_row=pad if dropped else None), pad)
 
     @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "MaskedEmbedding":

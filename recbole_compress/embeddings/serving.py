@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -32,7 +33,10 @@ from torch import Tensor, nn
 from recbole_compress.embeddings.sparse_codec import unpack_bits
 
 CODED_ITEM_BLOCK = 8192  # PQTopK: items per block (index tensors live for one block only)
+PAIRS_MAX_BATCH = 8  # PQTopK without a cached index: pair tables up to here, then the bag
+BAG_MAX_BATCH = 32
 SPARSE_MV_MAX_BATCH = 4  # up to here torch's CSR matrix-vector product beats the bag matmul
+FEW_ROWS = 16  # lookups of up to this many rows take the numpy path
 
 
 def held_bytes(tensors) -> int:
@@ -68,6 +72,9 @@ class DenseMatrix(ServedPart):
     def rows(self, index: Tensor) -> Tensor:
         return F.embedding(index, self.values)
 
+    def rows_numpy(self, index: np.ndarray) -> np.ndarray:
+        return self.values.numpy()[index]
+
     def scores(self, query: Tensor) -> Tensor:
         return query @ self.values.T
 
@@ -87,21 +94,19 @@ class SparseMatrix(ServedPart):
 
     ANCHOR = 64
 
-    def __init__(self, rows: int, cols: int, crow: Tensor, col: Tensor, values: Tensor):
+    def __init__(self, cols: int, counts: Tensor, col: Tensor, values: Tensor):
         super().__init__()
-        self.rows_count, self.cols = int(rows), int(cols)
-        crow = crow.long()
-        self.hold("counts", (crow[1:] - crow[:-1]).to(column_dtype(cols + 1)).contiguous())
-        self.hold("anchors", crow[: self.rows_count : self.ANCHOR].clone())
-        self.hold("col", col.contiguous())
+        self.rows_count, self.cols = counts.numel(), int(cols)
+        counts = counts.long()
+        starts = torch.cumsum(counts, 0) - counts
+        self.hold("counts", counts.to(column_dtype(cols + 1)).contiguous())
+        self.hold("anchors", starts[:: self.ANCHOR].clone())
+        self.hold("col", col.to(column_dtype(cols)).contiguous())
         self.hold("values", values.float().contiguous())
 
     @classmethod
     def from_mask(cls, values: Tensor, mask: Tensor) -> "SparseMatrix":
-        rows, cols = mask.shape
-        counts = mask.sum(dim=1)
-        crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-        return cls(rows, cols, crow, mask.nonzero()[:, 1].to(column_dtype(cols)), values)
+        return cls(mask.shape[1], mask.sum(dim=1), mask.nonzero()[:, 1], values)
 
     def row_pointers(self) -> Tensor:
         crow = torch.zeros(self.rows_count + 1, dtype=torch.int32)
@@ -116,6 +121,8 @@ class SparseMatrix(ServedPart):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "sparse CSR tensor support is in beta"
                 matrix = torch.sparse_csr_tensor(crow, self.col.int(), self.values, (self.rows_count, self.cols))
+            if query.shape[0] == 1:
+                return torch.mv(matrix, query[0]).unsqueeze(0)  # half the time of the matrix product
             return (matrix @ query.T).T
         out = F.embedding_bag(
             self.col.int(), query.T.contiguous(), crow, mode="sum",
@@ -132,6 +139,8 @@ class SparseMatrix(ServedPart):
         return self.anchors[rows // self.ANCHOR] + (self.counts[window].long() * inside).sum(-1)
 
     def rows(self, index: Tensor) -> Tensor:
+        if index.numel() <= FEW_ROWS:
+            return torch.from_numpy(self.rows_numpy(index.reshape(-1).numpy())).view(*index.shape, self.cols)
         flat = index.reshape(-1).long()
         start, counts = self.starts(flat), self.counts[flat].long()
         owner = torch.repeat_interleave(torch.arange(flat.numel()), counts)
@@ -142,28 +151,51 @@ class SparseMatrix(ServedPart):
         return out.view(*index.shape, self.cols)
 
 
+    def rows_numpy(self, index: np.ndarray) -> np.ndarray:
+        """A few rows (one user's vector) in numpy, whose small operations cost a
+        fraction of torch's dispatch."""
+        counts, anchors = self.counts.numpy(), self.anchors.numpy()
+        col, values = self.col.numpy(), self.values.numpy()
+        out = np.zeros((len(index), self.cols), dtype=np.float32)
+        for i, row in enumerate(index.tolist()):
+            base = row - row % self.ANCHOR
+            start = int(anchors[row // self.ANCHOR]) + int(counts[base:row].sum(dtype=np.int64))
+            end = start + int(counts[row])
+            out[i, col[start:end]] = values[start:end]
+        return out
+
+
 def csr_bytes(rows: int, cols: int, kept: int) -> int:
     """Bytes a :class:`SparseMatrix` holds."""
     anchors = -(-rows // SparseMatrix.ANCHOR) * 8
     return rows * column_dtype(cols + 1).itemsize + anchors + kept * (4 + column_dtype(cols).itemsize)
 
 
-def matrix_form(encoded: dict[str, Tensor]) -> DenseMatrix | SparseMatrix:
+def matrix_form(encoded: dict[str, Tensor], empty_row: int | None = None) -> DenseMatrix | SparseMatrix:
     """A codec encoding (sparse_codec.py) as served: kept whole -> dense; CSR -> held as
     stored (columns narrowed where they fit); bitmap -> CSR once, unless the dense
-    matrix is smaller (the served form is never larger than the dense one)."""
+    matrix is smaller (the served form is never larger than the dense one).
+    ``empty_row``: put back an all-zero row there (the [PAD] row an export left out), so
+    lookups and scores need no id arithmetic."""
     rows, cols = (int(x) for x in encoded["shape"])
     values = encoded["values"]
     if "bitmap" not in encoded and "crow" not in encoded:
-        return DenseMatrix(values.reshape(rows, cols))
-    if "crow" in encoded:
-        return SparseMatrix(rows, cols, encoded["crow"], encoded["col"].to(column_dtype(cols)), values)
-    mask = unpack_bits(encoded["bitmap"], rows * cols).view(rows, cols)
-    if csr_bytes(rows, cols, values.numel()) >= rows * cols * 4:
-        dense = torch.zeros(rows, cols)
-        dense[mask] = values.float()
+        dense = values.reshape(rows, cols)
+        if empty_row is not None:
+            dense = torch.cat([dense[:empty_row], dense.new_zeros(1, cols), dense[empty_row:]])
         return DenseMatrix(dense)
-    return SparseMatrix.from_mask(values, mask)
+    if "crow" in encoded:
+        counts, col = encoded["crow"].long().diff(), encoded["col"]
+    else:
+        mask = unpack_bits(encoded["bitmap"], rows * cols).view(rows, cols)
+        if csr_bytes(rows + (empty_row is not None), cols, values.numel()) >= (rows + (empty_row is not None)) * cols * 4:
+            dense = torch.zeros(rows, cols)
+            dense[mask] = values.float()
+            return matrix_form({"shape": encoded["shape"], "values": dense.flatten()}, empty_row)
+        counts, col = mask.sum(dim=1), mask.nonzero()[:, 1]
+    if empty_row is not None:
+        counts = torch.cat([counts[:empty_row], counts.new_zeros(1), counts[empty_row:]])
+    return SparseMatrix(cols, counts, col, values)
 
 
 def encoded_part(parts: dict[str, Tensor], key: str) -> dict[str, Tensor] | None:
@@ -173,15 +205,15 @@ def encoded_part(parts: dict[str, Tensor], key: str) -> dict[str, Tensor] | None
     return found or None
 
 
-def part_form(parts: dict[str, Tensor], key: str) -> DenseMatrix | SparseMatrix:
+def part_form(parts: dict[str, Tensor], key: str, empty_row: int | None = None) -> DenseMatrix | SparseMatrix:
     """A 2-D tensor of a table's export: stored plainly (``key``) or encoded (``key.*``,
     a method's pruning or a composed ticket's)."""
     if key in parts:
-        return DenseMatrix(parts[key])
+        return matrix_form({"shape": torch.tensor(parts[key].shape), "values": parts[key].flatten()}, empty_row)
     encoded = encoded_part(parts, key)
     if encoded is None:
         raise KeyError(key)
-    return matrix_form(encoded)
+    return matrix_form(encoded, empty_row)
 
 
 def decode_composed(parts: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -231,21 +263,32 @@ class ServingTable(ServedPart):
         ids = ids.long()
         if self.padding_idx is None:
             return ids
+        if ids.numel() <= FEW_ROWS:  # one user's lookup: numpy's small operations are cheaper
+            x = ids.numpy()
+            return torch.from_numpy(np.maximum(x - (x > self.padding_idx), 0))
         return (ids - (ids > self.padding_idx).long()).clamp(min=0)
 
     def zero_pad(self, rows: Tensor, ids: Tensor) -> Tensor:
         if self.padding_idx is None:
             return rows
+        if ids.numel() <= FEW_ROWS and not (ids.numpy() == self.padding_idx).any():
+            return rows
         return rows.masked_fill((ids == self.padding_idx).unsqueeze(-1), 0.0)
 
-    def with_pad_column(self, entity_scores: Tensor) -> Tensor:
-        """Entity scores ``[B, rows - 1]`` -> ``[B, rows]`` with the [PAD] column 0.0."""
+    def with_pad_column(self, entity_scores: Tensor, other: Tensor | None = None) -> Tensor:
+        """Entity scores ``[B, rows - 1]`` (plus ``other``, when given) -> ``[B, rows]`` with
+        the [PAD] column 0.0, written once into the result."""
         if self.padding_idx is None:
-            return entity_scores
-        pad = self.padding_idx
-        out = entity_scores.new_zeros(entity_scores.shape[0], entity_scores.shape[1] + 1)
-        out[:, :pad] = entity_scores[:, :pad]
-        out[:, pad + 1:] = entity_scores[:, pad:]
+            return entity_scores if other is None else entity_scores + other
+        pad, (batch, n) = self.padding_idx, entity_scores.shape
+        out = entity_scores.new_empty(batch, n + 1)
+        out[:, pad] = 0.0
+        if other is None:
+            out[:, :pad], out[:, pad + 1:] = entity_scores[:, :pad], entity_scores[:, pad:]
+        elif pad == 0:
+            torch.add(entity_scores, other, out=out[:, 1:])
+        else:
+            out[:, :pad], out[:, pad + 1:] = entity_scores[:, :pad] + other[:, :pad], entity_scores[:, pad:] + other[:, pad:]
         return out
 
     def extra_repr(self) -> str:
@@ -253,21 +296,17 @@ class ServingTable(ServedPart):
 
 
 class RowTable(ServingTable):
-    """One matrix of rows: every row of the table (``pad_stored``) or only the entity rows."""
+    """One matrix holding every row of the table (an all-zero [PAD] row included)."""
 
-    def __init__(self, matrix, num_embeddings: int, padding_idx: int | None, pad_stored: bool):
-        super().__init__(num_embeddings, matrix.cols, padding_idx)
+    def __init__(self, matrix, padding_idx: int | None):
+        super().__init__(matrix.rows_count, matrix.cols, padding_idx)
         self.matrix = matrix
-        self.pad_stored = pad_stored or padding_idx is None
 
     def forward(self, ids: Tensor) -> Tensor:
-        if self.pad_stored:
-            return self.matrix.rows(ids)
-        return self.zero_pad(self.matrix.rows(self.entity_index(ids)), ids)
+        return self.matrix.rows(ids)
 
     def score(self, query: Tensor) -> Tensor:
-        scores = self.matrix.scores(query)
-        return scores if self.pad_stored else self.with_pad_column(scores)
+        return self.matrix.scores(query)
 
 
 class MetaTable(ServingTable):
@@ -280,6 +319,14 @@ class MetaTable(ServingTable):
         self.entities = self.num_embeddings - (padding_idx is not None)
 
     def forward(self, ids: Tensor) -> Tensor:
+        if ids.numel() <= FEW_ROWS:  # one user's lookup, in numpy
+            flat = ids.reshape(-1).long().numpy()
+            x = flat if self.padding_idx is None else np.maximum(flat - (flat > self.padding_idx), 0)
+            p, q = self.P.rows_numpy(x % self.buckets), self.Q.rows_numpy(x // self.divisor)
+            rows = p + q if self.combine == "sum" else np.concatenate([p, q], axis=1)
+            if self.padding_idx is not None:
+                rows[flat == self.padding_idx] = 0.0
+            return torch.from_numpy(rows).view(*ids.shape, self.embedding_dim)
         x = self.entity_index(ids)
         p, q = self.P.rows(x % self.buckets), self.Q.rows(x // self.divisor)
         rows = p + q if self.combine == "sum" else torch.cat([p, q], dim=-1)
@@ -292,9 +339,29 @@ class MetaTable(ServingTable):
             half = self.P.cols
             sp, sq = self.P.scores(query[:, :half]), self.Q.scores(query[:, half:])
         n = self.entities
+        if query.shape[0] == 1:  # one user: the spread in numpy
+            tiled = np.tile(sp[0].numpy(), -(-n // self.buckets))[:n]
+            stretched = np.repeat(sq[0].numpy(), self.divisor)[:n]
+            return self.with_pad_column(torch.from_numpy(tiled)[None], torch.from_numpy(stretched)[None])
         tiled = sp.repeat(1, -(-n // self.buckets))[:, :n]  # P[x mod b]
         stretched = sq.repeat_interleave(self.divisor, dim=1)[:, :n]  # Q[x div divisor]
-        return self.with_pad_column(tiled + stretched)
+        return self.with_pad_column(tiled, stretched)
+
+
+def coded_scoring_path(batch: int, items: int, dim: int, code_length: int) -> str:
+    """The fastest exact path without a cached index (benchmarks/serve.py's synthetic
+    section, 1 thread): a small table is materialised block by block (a matmul beats
+    building sub-scores); per-query pair tables up to 8 queries; the bag over sub-scores
+    up to 32 (or with wide sub-vectors); blocks beyond."""
+    from recbole_compress.embeddings.jpq import MIN_TABLE_FLOATS_FOR_PQ
+
+    if items * dim < MIN_TABLE_FLOATS_FOR_PQ:
+        return "blocks"
+    if batch <= PAIRS_MAX_BATCH and code_length % 2 == 0:
+        return "pairs"
+    if batch <= BAG_MAX_BATCH or dim // code_length >= 16:
+        return "bag"
+    return "blocks"
 
 
 class CodedTable(ServingTable):
@@ -347,10 +414,8 @@ class CodedTable(ServingTable):
 
     def score(self, query: Tensor) -> Tensor:
         """PQTopK: ``S[b, k, j] = query_k . codebook_k[j]``, each item sums its m entries
-        of S (the path per regime: jpq.py's :func:`choose_scoring_path`)."""
-        from recbole_compress.embeddings.jpq import choose_scoring_path
-
-        path = choose_scoring_path(query.shape[0], self.entities, self.embedding_dim, self.code_length)
+        of S (the path per regime: :func:`coded_scoring_path`)."""
+        path = coded_scoring_path(query.shape[0], self.entities, self.embedding_dim, self.code_length)
         if path == "pairs":
             out = self._score_pairs(query)
         elif path == "bag":

@@ -71,6 +71,10 @@ class SeenItems:
 
     def items_of(self, users: Tensor) -> tuple[Tensor, Tensor]:
         """(row in ``users``, item id) of every training item of ``users``."""
+        if users.numel() == 1:  # one user: a slice
+            user = int(users[0])
+            items = torch.from_numpy(self.col[int(self.crow[user]) : int(self.crow[user + 1])].numpy().astype(np.int64))
+            return torch.zeros(items.numel(), dtype=torch.long), items
         start, end = self.crow[users].long(), self.crow[users + 1].long()
         counts = end - start
         owner = torch.repeat_interleave(torch.arange(users.numel()), counts)

@@ -5,9 +5,11 @@ that answers what their constructors ask (``num(field)``, ``inter_matrix`` from 
 stored training items). Then, per backbone family:
 
 - matrix factorisation (BPR) and sequence encoders (SASRec, GRU4Rec): the plain RecBole
-  model is built on the meta device (no memory), its ID tables are replaced by their
-  serving forms (embeddings/serving.py: sparse, meta tables, codes; never re-densified),
-  and every other tensor is taken from the artifact as it is (``assign``: no copy);
+  model is built with one-row placeholder ID tables (so the dense tables are never
+  allocated), those are replaced by their serving forms (embeddings/serving.py: sparse,
+  meta tables, codes; never re-densified), and every other tensor is taken from the
+  artifact as it is (``assign``: no copy). (torch's meta device would avoid even the
+  placeholders, but its first use imports ~180 MB of symbolic-shape machinery.)
 - graph propagation (LightGCN): propagation turns any ego table into dense final tables,
   so the model is rebuilt in full, propagated once at load, and only the dense final
   user and item tables are kept (their size is what the served model reports);
@@ -22,14 +24,16 @@ import json
 import torch
 from torch import Tensor, nn
 
-from recbole_compress.embeddings.base import EMBEDDING_CLASSES, id_tables
-from recbole_compress.embeddings.serving import DenseMatrix, RowTable, held_bytes
+from recbole_compress.embeddings.base import EMBEDDING_CLASSES
+from recbole_compress.embeddings.serving import DenseMatrix, RowTable
 from recbole_compress.embeddings.sparse_codec import decode_masked, unpack_bits
 from recbole_compress.errors import UserError
 
-MATRIX_FACTORISATION = ("BPR",)  # full_sort_predict: user_embedding(user) @ item_embedding.weight.T
+# backbone -> its ID tables (attribute, field); full_sort_predict: user_embedding(user) @ item_embedding.weight.T
+MATRIX_FACTORISATION = {"BPR": {"user_embedding": "user", "item_embedding": "item"}}
+# forward(item_seq, item_seq_len) @ item_embedding.weight.T
+SEQUENCE_ENCODERS = {"SASRec": {"item_embedding": "item"}, "GRU4Rec": {"item_embedding": "item"}}
 GRAPH_PROPAGATION = ("LightGCN",)  # forward() -> (final users, final items); then the same dot product
-SEQUENCE_ENCODERS = ("SASRec", "GRU4Rec")  # forward(item_seq, item_seq_len) @ item_embedding.weight.T
 
 
 class ServingConfig(dict):
@@ -58,13 +62,16 @@ def serving_config(block: dict) -> ServingConfig:
 class StandInDataset:
     """What RecBole's model constructors ask of a dataset, from the serving block."""
 
-    def __init__(self, config: ServingConfig, block: dict, seen):
+    def __init__(self, config: ServingConfig, block: dict, seen, placeholder_tables: bool = False):
         self.uid_field, self.iid_field = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
         self.user_num, self.item_num = int(block["num_users"]), int(block["num_items"])
         self.model, self.sequential = block["model"], block["model_type"] == "sequential"
         self.seen = seen
+        self.placeholder_tables = placeholder_tables  # ID tables of one row, replaced after the build
 
     def num(self, field: str) -> int:
+        if field in (self.uid_field, self.iid_field) and self.placeholder_tables:
+            return 1
         if field == self.uid_field:
             return self.user_num
         if field == self.iid_field:
@@ -123,29 +130,29 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
-def compact_model(base_class: type, config: ServingConfig, dataset: StandInDataset, artifact: dict) -> nn.Module:
-    """The RecBole ``base_class`` with its ID tables in serving form and every other tensor
-    assigned from the artifact (built on the meta device: nothing is allocated twice)."""
-    with torch.device("meta"):
-        model = build(base_class, config, dataset)
+def compact_model(base_class: type, tables: dict[str, str], config: ServingConfig, block: dict, seen, artifact: dict) -> nn.Module:
+    """The RecBole ``base_class`` with its ID ``tables`` (attribute -> ``user``/``item``) in
+    serving form and every other tensor assigned from the artifact."""
+    dataset = StandInDataset(config, block, seen, placeholder_tables=True)
+    torch.manual_seed(0)  # the build initialises tensors the artifact then replaces
+    model = build(base_class, config, dataset)
     state = plain_state(artifact)
-    tables = {name: EMBEDDING_CLASSES[kind].serving_form(table_parts(artifact, name)) for name, kind in artifact["modules"].items()}
-    for name in id_tables(model):
-        if name not in tables:  # a dense ID table: held as stored
-            module = model.get_submodule(name)
+    served = {name: EMBEDDING_CLASSES[kind].serving_form(table_parts(artifact, name)) for name, kind in artifact["modules"].items()}
+    rows = {"user": dataset.user_num, "item": dataset.item_num}
+    for name, field in tables.items():
+        if name not in served:  # a dense ID table: held as stored
             weight = state.pop(f"{name}.weight", None)
             if weight is None:
                 raise UserError(f"the artifact has no '{name}' table for {dataset.model}; export the model again")
-            tables[name] = RowTable(DenseMatrix(weight), module.num_embeddings, module.padding_idx, pad_stored=True)
-    for name, table in tables.items():
-        module = model.get_submodule(name)
-        have = [getattr(module, "num_embeddings", None), getattr(module, "embedding_dim", None)]
-        if have != [table.num_embeddings, table.embedding_dim]:
+            served[name] = RowTable(DenseMatrix(weight), model.get_submodule(name).padding_idx)
+        if served[name].num_embeddings != rows[field]:
             raise UserError(
-                f"the artifact's '{name}' is {table.num_embeddings} x {table.embedding_dim} but the stored settings "
-                f"build {have[0]} x {have[1]}; the artifact is damaged or of another model"
+                f"the artifact's '{name}' has {served[name].num_embeddings} rows but its serving data counts "
+                f"{rows[field]} {field}s; the artifact is damaged"
             )
+    for name, table in served.items():
         _set_submodule(model, name, table)
+    model.n_users, model.n_items = dataset.user_num, dataset.item_num
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -156,9 +163,6 @@ def compact_model(base_class: type, config: ServingConfig, dataset: StandInDatas
             f"unexpected {unexpected[:3]}, other shapes {wrong[:3]}; the artifact is damaged or of another model"
         )
     model.load_state_dict(state, assign=True)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise UserError(f"{dataset.model} has tensors the artifact does not restore ({left[:3]}); it cannot be served compactly")
     return model.eval()
 
 
@@ -181,6 +185,3 @@ def _tensors_in(value) -> list[Tensor]:
         return [t for v in value.values() for t in _tensors_in(v)]
     return []
 
-
-def model_held_bytes(model: nn.Module) -> int:
-    return held_bytes(module_tensors(model))

@@ -110,13 +110,15 @@ class Recommender:
 
         model_class = get_model(self.model_name)
         base_name = getattr(model_class, "base_model_name", model_class.__name__)
-        dataset = rebuild.StandInDataset(self.config, block, self.seen)
         with torch.no_grad():
             if base_name in rebuild.MATRIX_FACTORISATION:
-                model = rebuild.compact_model(get_model(base_name), self.config, dataset, artifact)
+                tables = rebuild.MATRIX_FACTORISATION[base_name]
+                model = rebuild.compact_model(get_model(base_name), tables, self.config, block, self.seen, artifact)
                 return TableScorer(model.user_embedding, model.item_embedding)
             if base_name in rebuild.SEQUENCE_ENCODERS:
-                return SequenceScorer(rebuild.compact_model(get_model(base_name), self.config, dataset, artifact))
+                tables = rebuild.SEQUENCE_ENCODERS[base_name]
+                return SequenceScorer(rebuild.compact_model(get_model(base_name), tables, self.config, block, self.seen, artifact))
+            dataset = rebuild.StandInDataset(self.config, block, self.seen)
             model = self._full_model(model_class, dataset, artifact)
             if base_name in rebuild.GRAPH_PROPAGATION:  # propagate once; keep the dense final tables only
                 users, items = model.forward()
@@ -224,7 +226,7 @@ class Recommender:
 def _dense_table(weight: Tensor):
     from recbole_compress.embeddings.serving import DenseMatrix, RowTable
 
-    return RowTable(DenseMatrix(weight.detach().contiguous()), weight.shape[0], None, pad_stored=True)
+    return RowTable(DenseMatrix(weight.detach().contiguous()), None)
 
 
 def _tokens(values, what: str) -> list[str]:
