@@ -20,6 +20,7 @@ _API = {
     "get_trainer": "recbole_compress.registry",
     "run_recbole_compress": "recbole_compress.quick_start",
     "load_model": "recbole_compress.quick_start",
+    "load": "recbole_compress.serve",
 }
 __all__ = [*_API, "__version__"]
 

@@ -71,6 +71,17 @@ def configure_models(parser) -> None:
     pass
 
 
+def configure_recommend(parser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run's output folder (or its model.pt); the dataset is not needed")
+    parser.add_argument("--users", default=None, help="comma-separated user tokens (general models), e.g. 196,186")
+    parser.add_argument("--history", action="append", default=None,
+                        help="comma-separated item tokens, oldest first (sequential models); repeat for several histories")
+    parser.add_argument("--k", type=int, default=10, help="items per user or history (default 10)")
+    parser.add_argument("--exclude_seen", action=argparse.BooleanOptionalAction,
+                        default=None, help="leave out each user's training items (default for general models) or the "
+                        "history's items (sequential models; off by default, as RecBole ranks)")
+
+
 def search_flags(parser) -> None:
     search = parser.add_argument_group("search (each overrides the search file's search: block)")
     search.add_argument("--num_samples", type=int, default=None, help="trials to run")
@@ -151,6 +162,13 @@ def cmd_models(args, overrides) -> int:
     return 0
 
 
+def cmd_recommend(args, overrides) -> int:
+    _no_overrides("recommend", overrides)
+    from recbole_compress.serve.command import run
+
+    return run(args)
+
+
 def _no_overrides(command: str, overrides: dict) -> None:
     from recbole_compress.errors import UserError
 
@@ -165,6 +183,7 @@ COMMANDS = {
     "compare": ("every method at the same byte budgets: one table and plot", configure_compare, cmd_compare),
     "convert": ("raw dataset files -> RecBole atomic files", configure_convert, cmd_convert),
     "models": ("list the models and compression methods", configure_models, cmd_models),
+    "recommend": ("top-k items from a trained model, without its dataset (JSON lines)", configure_recommend, cmd_recommend),
 }
 
 

@@ -48,8 +48,11 @@ def _masked_outside(model: nn.Module, prefixes) -> dict[str, tuple[str, str]]:
     return found
 
 
-def export_model(model: nn.Module) -> dict:
-    """``{"tensors": {name: Tensor}, "modules": {table: class name}, "masked": [names]}``."""
+def export_model(model: nn.Module, serving: dict | None = None) -> dict:
+    """``{"tensors": {name: Tensor}, "modules": {table: class name}, "masked": [names],
+    "model": class name, "table_shapes": {table: [rows, dim]}}``, plus ``serving`` (what a
+    served model needs besides its weights: serve/block.py) when given. ``model_bytes``
+    counts ``tensors`` only."""
     compressed = dict(compressed_modules(model))
     masked = _masked_outside(model, compressed)
     skip = {k for m, t in masked.values() for k in masked_state_keys(m, t)}
@@ -76,13 +79,18 @@ def export_model(model: nn.Module) -> dict:
             packed.append(key)
         else:
             tensors[key] = value.detach().cpu()
-    return {
+    artifact = {
         "tensors": tensors,
         "packed_bool": packed,
         "modules": {n: embedding_kind(m) for n, m in compressed.items()},
         "masked": sorted(masked),
         "masked_in_tables": masked_in_tables,
+        "model": type(model).__name__,
+        "table_shapes": {n: [m.num_embeddings, m.embedding_dim] for n, m in compressed.items()},
     }
+    if serving is not None:
+        artifact["serving"] = serving
+    return artifact
 
 
 def _own_masks(module: nn.Module) -> dict[str, TensorMask]:
@@ -148,8 +156,43 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, child, module)
 
 
+def check_fits(model: nn.Module, artifact: dict) -> None:
+    """Refuse, in one line, an artifact of another model: its recorded class name, the
+    kind and shape of each compressed table, and the shape of every other tensor."""
+    name = type(model).__name__
+    saved = artifact.get("model")
+    if saved is not None and saved != name:
+        raise UserError(f"the artifact holds a {saved} model, not a {name}; load it into a {saved} (or export this model again)")
+    what = f"a {saved} artifact" if saved else "the artifact"
+    fresh = dict(compressed_modules(model))
+    for table, kind in artifact["modules"].items():
+        module = fresh.get(table)
+        if module is None:
+            raise UserError(f"{what} stores '{table}' as a {kind}, which {name} does not have; it is not a {name} artifact")
+        if embedding_kind(module) != kind:
+            raise UserError(
+                f"{what} stores '{table}' as a {kind} but {name} has a {embedding_kind(module)} there; it is not a {name} artifact"
+            )
+        want = artifact.get("table_shapes", {}).get(table)
+        have = [module.num_embeddings, module.embedding_dim]
+        if want is not None and have != list(want):
+            raise UserError(f"{what} has '{table}' of shape {list(want)} but {name} has {have} (another dataset or size?)")
+    extra = [t for t in fresh if t not in artifact["modules"]]
+    if extra:
+        raise UserError(f"{name} compresses '{extra[0]}' but {what} stores it plainly; it is not a {name} artifact")
+    state = model.state_dict()
+    for key, value in artifact["tensors"].items():
+        if "::" not in key and key in state and tuple(state[key].shape) != tuple(value.shape):
+            raise UserError(
+                f"{what} has '{key}' of shape {list(value.shape)} but {name} has {list(state[key].shape)} "
+                "(another dataset or size?)"
+            )
+
+
 def import_model(model: nn.Module, artifact: dict) -> nn.Module:
-    """Load an :func:`export_model` artifact into a freshly built model of the same class."""
+    """Load an :func:`export_model` artifact into a freshly built model of the same class
+    (an artifact of another model, table kind or shape is refused in one line)."""
+    check_fits(model, artifact)
     tensors = artifact["tensors"]
 
     def own(name):
@@ -222,10 +265,15 @@ def model_accounting(model: nn.Module, artifact: dict | None = None) -> dict[str
         if value.is_floating_point():
             nonzero += int(torch.count_nonzero(value))
             dense_params += value.numel()
-    return {
+    figures = {
         "trainable_parameters": int(trainable),
         "nonzero_parameters": int(nonzero),
         "dense_parameters": int(dense_params),
         "model_bytes": artifact_bytes((artifact or export_model(model))["tensors"]),
         "dense_model_bytes": int(dense_bytes),
     }
+    if artifact is not None and artifact.get("serving"):
+        from recbole_compress.serve.block import serving_bytes
+
+        figures["serving_bytes"] = serving_bytes(artifact["serving"])  # token maps, seen items: not model bytes
+    return figures

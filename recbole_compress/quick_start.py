@@ -76,8 +76,8 @@ def run_recbole_compress(
     started = time.time()
     config = build_config(model, dataset, config_file_list, config_dict, overrides, strict)
     with claimed_run_folder(config):  # refused or unwritable folders fail before any work
-        trainer, result, test_time = _train_and_test(config, saved, callback_fn)
-    summary = write_summary(config, trainer, result, started, test_time)
+        trainer, result, test_time, train_dataset = _train_and_test(config, saved, callback_fn)
+    summary = write_summary(config, trainer, result, started, test_time, dataset=train_dataset)
     result["output_dir"] = config["output_dir"]
     result["summary"] = summary
     getLogger().info(f"output dir: {config['output_dir']}")
@@ -85,7 +85,8 @@ def run_recbole_compress(
 
 
 def _train_and_test(config, saved, callback_fn):
-    """RecBole's run: data, model, trainer, fit, test. Returns (trainer, result, test seconds)."""
+    """RecBole's run: data, model, trainer, fit, test. Returns (trainer, result, test
+    seconds, the training dataset)."""
     from recbole.data.transform import construct_transform
     from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
@@ -132,7 +133,7 @@ def _train_and_test(config, saved, callback_fn):
         "best_valid_result": best_valid_result,
         "test_result": test_result,
     }
-    return trainer, result, test_time
+    return trainer, result, test_time, train_data._dataset
 
 
 def _fresh_log_handlers() -> None:
@@ -178,15 +179,19 @@ def provenance(config) -> dict:
     }
 
 
-def write_summary(config, trainer, result, started, test_time=None) -> dict:
+def write_summary(config, trainer, result, started, test_time=None, dataset=None) -> dict:
     """Export the trained model (once) and write ``model.pt``, ``summary.json`` and
-    ``run_config.json`` into the output folder. Paths in the summary are relative to it."""
+    ``run_config.json`` into the output folder. Paths in the summary are relative to it.
+    With the training ``dataset``, ``model.pt`` also carries what serving needs
+    (serve/block.py: token maps, training items, settings; ``serving_bytes``)."""
     from recbole_compress.export import export_model, model_accounting, save_artifact, table_bytes, table_parameter_count
     from recbole_compress.embeddings.base import compressed_modules
 
     out = Path(config["output_dir"])
     model = trainer.model
-    artifact = export_model(model)
+    from recbole_compress.serve.block import serving_block
+
+    artifact = export_model(model, serving=None if dataset is None else serving_block(config, dataset))
     save_artifact(artifact, out / ARTIFACT_FILE)
     accounting = model_accounting(model, artifact)
     summary = {

@@ -77,13 +77,15 @@ def test_bad_requests_fail_clearly():
 
 
 # plan() on ml-100k's tables as the planners gave it before each method sized its own
-# tables (hooks on CompressionMethod): (method, budget, settings, (overrides, planned bytes) or reason)
+# tables (hooks on CompressionMethod): (method, budget, settings, (overrides, planned bytes) or reason).
+# LTH at 0.05 and 0.02 (CSR-encoded tickets) moved by a few bytes when ticket exports left out
+# the [PAD] row (two row pointers fewer, a num_embeddings scalar more per table).
 _TICKET = {"prune_schedule": "oneshot", "prune_rounds": 1, "ticket_select": "sparsest", "target_sparsity": None}
 PLANNED_BEFORE_HOOKS = [
     ("LTH", 0.5, {}, ({**_TICKET, "prune_rate": 0.5309642857142857}, 336256)),
     ("LTH", 0.2, {}, ({**_TICKET, "prune_rate": 0.8311964285714286}, 134500)),
-    ("LTH", 0.05, {}, ({**_TICKET, "prune_rate": 0.977125}, 33622)),
-    ("LTH", 0.02, {}, ({**_TICKET, "prune_rate": 0.9971369047619048}, 13450)),
+    ("LTH", 0.05, {}, ({**_TICKET, "prune_rate": 0.9771309523809524}, 33624)),
+    ("LTH", 0.02, {}, ({**_TICKET, "prune_rate": 0.9971488095238096}, 13446)),
     ("PEP", 0.5, {}, ({"memory_budget": 78794}, 336256)),
     ("PEP", 0.2, {}, ({"memory_budget": 28355}, 134500)),
     ("PEP", 0.05, {}, ({"memory_budget": 3839}, 33622)),

@@ -71,6 +71,20 @@ class CompressedEmbedding(nn.Module):
     def export_bytes(self) -> int:
         return artifact_bytes(self.export())
 
+    @classmethod
+    def serving_form(cls, parts: dict[str, Tensor]) -> nn.Module:
+        """The table as a served model holds it (embeddings/serving.py), built from its
+        export ``parts``. This default has no compact form: it rebuilds the module and
+        holds its full table dense (and a served model reports that size)."""
+        import torch
+
+        from recbole_compress.embeddings.serving import DenseMatrix, RowTable, decode_composed
+
+        module = cls.from_export(decode_composed(parts))
+        with torch.no_grad():
+            weight = module.weight.detach().clone()
+        return RowTable(DenseMatrix(weight), module.padding_idx)
+
     def dense_bytes(self) -> int:
         return self.num_embeddings * self.embedding_dim * 4
 

@@ -250,6 +250,15 @@ class CERPEmbedding(PrunedEmbedding):
         return out
 
     @classmethod
+    def serving_form(cls, parts: dict[str, Tensor]):
+        """The two pruned meta tables, row-sparse; scores never build the full table."""
+        from recbole_compress.embeddings.serving import MetaTable, part_form
+
+        num, dim, buckets, divisor, combine, pad = (int(v) for v in parts["mapping"])
+        pad = None if pad < 0 else pad
+        return MetaTable(part_form(parts, "P"), part_form(parts, "Q"), num, dim, pad, buckets, divisor, COMBINES[combine])
+
+    @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "CERPEmbedding":
         num, dim, buckets, _, combine, pad = (int(v) for v in tensors["mapping"])
         module = cls(num, dim, buckets, COMBINES[combine], None if pad < 0 else pad)
@@ -285,6 +294,15 @@ class PEPEmbedding(PrunedEmbedding):
         pad = -1 if self.padding_idx is None else self.padding_idx
         out["mapping"] = torch.tensor([self.num_embeddings, self.embedding_dim, pad], dtype=torch.int64)
         return out
+
+    @classmethod
+    def serving_form(cls, parts: dict[str, Tensor]):
+        """The pruned entity rows, row-sparse."""
+        from recbole_compress.embeddings.serving import RowTable, part_form
+
+        pad = int(parts["mapping"][2])
+        pad = None if pad < 0 else pad
+        return RowTable(part_form(parts, "P", empty_row=pad), pad)
 
     @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "PEPEmbedding":
@@ -342,6 +360,15 @@ class QREmbedding(CompressedEmbedding):
             "Q": self.Q.detach().clone(),
             "mapping": torch.tensor([self.num_embeddings, self.embedding_dim, self.buckets, COMBINES.index(self.combine), pad], dtype=torch.int64),
         }
+
+    @classmethod
+    def serving_form(cls, parts: dict[str, Tensor]):
+        """The two tables (row-sparse where a composed ticket pruned them)."""
+        from recbole_compress.embeddings.serving import MetaTable, part_form
+
+        num, dim, buckets, combine, pad = (int(v) for v in parts["mapping"])
+        pad = None if pad < 0 else pad
+        return MetaTable(part_form(parts, "P"), part_form(parts, "Q"), num, dim, pad, buckets, buckets, COMBINES[combine])
 
     @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "QREmbedding":

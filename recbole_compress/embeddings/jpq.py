@@ -284,6 +284,15 @@ class JPQEmbedding(CompressedEmbedding):
         }
 
     @classmethod
+    def serving_form(cls, parts: dict[str, Tensor]):
+        """Codes and codebooks as exported; PQTopK scoring (serving.py's CodedTable)."""
+        from recbole_compress.embeddings.serving import CodedTable, dense_part
+
+        n_coded, _, pad, _ = (int(x) for x in parts["header"])
+        return CodedTable(parts["codes"], dense_part(parts, "codebooks"), dense_part(parts, "special"), n_coded,
+                          None if pad < 0 else pad)
+
+    @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "JPQEmbedding":
         n_coded, dim, pad, n_special = (int(x) for x in tensors["header"])
         pad = None if pad < 0 else pad

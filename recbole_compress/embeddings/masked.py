@@ -161,14 +161,42 @@ class MaskedEmbedding(CompressedEmbedding):
         return int(self.mask.sum())
 
     def export(self) -> dict[str, Tensor]:
-        out = encode_masked(original_of(self, "table"), self.mask)
+        """The kept values of the entity rows: the [PAD] row (always zero, never kept)
+        is left out, so a table that keeps every entity weight stores no index."""
+        table, mask = original_of(self, "table"), self.mask
+        if self.padding_idx is not None:
+            keep = torch.arange(self.num_embeddings, device=mask.device) != self.padding_idx
+            table, mask = table[keep], mask[keep]
+        out = encode_masked(table, mask)
         out["padding_idx"] = torch.tensor(-1 if self.padding_idx is None else self.padding_idx)
+        out["num_embeddings"] = torch.tensor(self.num_embeddings)  # marks the [PAD] row as left out
         return out
+
+    @staticmethod
+    def entity_rows(tensors: dict[str, Tensor]) -> tuple[int, int | None, bool]:
+        """(rows of the table, padding_idx, whether the export left the [PAD] row out);
+        exports before ``num_embeddings`` was recorded kept the [PAD] row."""
+        pad = int(tensors["padding_idx"])
+        pad = None if pad < 0 else pad
+        if "num_embeddings" in tensors:
+            return int(tensors["num_embeddings"]), pad, pad is not None
+        return int(tensors["shape"][0]), pad, False
+
+    @classmethod
+    def serving_form(cls, parts: dict[str, Tensor]):
+        """Row-sparse: the kept values with their CSR index (serving.py's matrix_form)."""
+        from recbole_compress.embeddings.serving import RowTable, matrix_form
+
+        _, pad, dropped = cls.entity_rows(parts)
+        return RowTable(matrix_form(parts, empty_row=pad if dropped else None), pad)
 
     @classmethod
     def from_export(cls, tensors: dict[str, Tensor]) -> "MaskedEmbedding":
         dense, mask = decode_masked(tensors)
-        pad = int(tensors["padding_idx"])
-        module = cls(dense, None if pad < 0 else pad)
+        _, pad, dropped = cls.entity_rows(tensors)
+        if dropped:  # put the zero [PAD] row back in place
+            dense = torch.cat([dense[:pad], dense.new_zeros(1, dense.shape[1]), dense[pad:]])
+            mask = torch.cat([mask[:pad], mask.new_zeros(1, mask.shape[1]), mask[pad:]])
+        module = cls(dense, pad)
         module.mask.copy_(mask)
         return module

@@ -2,9 +2,11 @@
 
 The kept values are float32 in row-major order; where they are is stored as the
 smaller of a bitmap (1 bit per position) or CSR (int32 row pointers plus one
-int16 column index per value, int32 past 32767 columns). Both the encoder's choice
-and the budget planner's bound come from :func:`index_bytes`, so a planned size is
-the size the artifact will have.
+int16 column index per value, int32 past 32767 columns); a tensor that keeps every
+position stores no index at all (its values are the whole tensor, so a fully kept
+table exports no larger than the dense one). Both the encoder's choice and the
+budget planner's bound come from :func:`index_bytes`, so a planned size is the size
+the artifact will have.
 """
 
 from __future__ import annotations
@@ -35,11 +37,19 @@ def index_bytes(shapes: list[tuple[int, int]], kept: int) -> tuple[int, int]:
     return bitmap, csr
 
 
+def stored_index_bytes(shapes: list[tuple[int, int]], kept: int) -> int:
+    """Bytes of the index the encoder stores for ``kept`` values over ``shapes``: none
+    when every position is kept, else the cheaper of bitmap and CSR."""
+    if kept >= sum(rows * cols for rows, cols in shapes):
+        return 0
+    return min(index_bytes(shapes, kept))
+
+
 def encoded_bytes_bound(shapes: list[tuple[int, int]], kept: int) -> int:
     """Bytes of the encodings of tensors of ``shapes`` keeping ``kept`` values in all,
     when all of them use the cheaper index form for the whole (an upper bound on what
-    each tensor choosing its own form takes)."""
-    return len(shapes) * SHAPE_BYTES + VALUE_BYTES * kept + min(index_bytes(shapes, kept))
+    each tensor choosing its own form takes; a tensor kept whole stores no index)."""
+    return len(shapes) * SHAPE_BYTES + VALUE_BYTES * kept + stored_index_bytes(shapes, kept)
 
 
 def encoded_bytes(rows: int, cols: int, kept: int) -> int:
@@ -58,15 +68,18 @@ def is_encoding_key(key: str) -> bool:
 
 
 def encode_masked(values: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """The smaller of two exact encodings of the kept values of a 2-D tensor:
-    a bitmap (1 bit per position) or CSR (row pointers + column indices).
-    Values are float32 in row-major order of the kept positions."""
+    """The smallest of three exact encodings of the kept values of a 2-D tensor:
+    no index (every position kept), a bitmap (1 bit per position) or CSR (row
+    pointers + column indices). Values are float32 in row-major order of the kept
+    positions."""
     values = values.detach().cpu().float()
     mask = mask.detach().cpu().bool()
     rows, cols = mask.shape
     kept = values[mask].contiguous()
-    bitmap_bytes, csr_bytes = index_bytes([(rows, cols)], kept.numel())
     out = {"shape": torch.tensor([rows, cols], dtype=torch.int64), "values": kept}
+    if kept.numel() == rows * cols:
+        return out  # kept whole: the values are the tensor
+    bitmap_bytes, csr_bytes = index_bytes([(rows, cols)], kept.numel())
     if bitmap_bytes <= csr_bytes:
         out["bitmap"] = pack_bits(mask.flatten())
     else:
@@ -81,6 +94,8 @@ def decode_masked(tensors: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     rows, cols = (int(x) for x in tensors["shape"])
     if "bitmap" in tensors:
         mask = unpack_bits(tensors["bitmap"], rows * cols).view(rows, cols)
+    elif "crow" not in tensors:  # kept whole
+        return tensors["values"].float().reshape(rows, cols).clone(), torch.ones(rows, cols, dtype=torch.bool)
     else:
         crow = tensors["crow"].long()
         row_ids = torch.repeat_interleave(torch.arange(rows), crow[1:] - crow[:-1])

@@ -84,3 +84,16 @@ def test_mask_helpers_find_the_mask_the_original_and_their_state_keys():
     state = model.state_dict()
     assert torch.equal(state[original_key], original) and torch.equal(state[mask_key], mask.mask)
     assert mask_state_keys(model) == {mask_key}
+
+
+def test_exports_leave_the_pad_row_out_and_older_exports_still_import():
+    from recbole_compress.embeddings.sparse_codec import encode_masked
+
+    table = MaskedEmbedding(torch.randn(20, 8))
+    exported = table.export()  # every entity weight kept: no index, the [PAD] row left out
+    assert exported["shape"].tolist() == [19, 8] and "bitmap" not in exported and "crow" not in exported
+    assert table.export_bytes() <= table.dense_bytes()  # the [PAD] row saved pays for the 32 bytes of header
+    assert torch.equal(MaskedEmbedding.from_export(exported).weight, table.weight)
+    older = {**encode_masked(table.parametrizations.table.original, table.mask), "padding_idx": torch.tensor(0)}
+    rebuilt = MaskedEmbedding.from_export(older)  # written before exports left the [PAD] row out
+    assert torch.equal(rebuilt.weight, table.weight) and torch.equal(rebuilt.mask, table.mask)

@@ -71,3 +71,13 @@ def test_bits_pack_eight_a_byte_and_unpack():
     bits = torch.rand(21, generator=torch.Generator().manual_seed(0)) < 0.5
     packed = pack_bits(bits)
     assert packed.numel() == 3 and torch.equal(unpack_bits(packed, 21), bits)
+
+
+def test_a_tensor_kept_whole_stores_no_index():
+    values = torch.randn(5, 7)
+    encoded = encode_masked(values, torch.ones(5, 7, dtype=torch.bool))
+    assert set(encoded) == {"shape", "values"}
+    dense, mask = decode_masked(encoded)
+    assert torch.equal(dense, values) and bool(mask.all())
+    assert artifact_bytes(encoded) == encoded_bytes(5, 7, 35) == 16 + 35 * 4
+    assert encoded_bytes_bound([(5, 7), (2, 3)], 41) == 2 * 16 + 41 * 4  # both kept whole: no index
