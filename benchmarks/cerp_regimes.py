@@ -50,12 +50,17 @@ def parse():
     return parse_with_overrides(parser)
 
 
-def seed_dense_cell(grid_cell: Path, compare_out: Path) -> None:
-    """The comparison's dense cell is the selected grid point (same settings, same record):
-    copy it instead of training it again."""
+def seed_dense_cell(grid_cell: Path, compare_out: Path, backbone: str, settings: dict) -> None:
+    """The comparison's dense cell is the selected grid point (a dense run reads none of
+    the methods' keys): copy it, recorded under the comparison's settings, instead of
+    training it again."""
+    from recbole_compress.run import atomic_write_json, to_jsonable
+
     target = compare_out / "cells" / "dense"
     if not (target / "cell.json").is_file():
         shutil.copytree(grid_cell, target, dirs_exist_ok=True)
+        record = {"model": backbone, "settings": {"show_progress": False, **settings}}
+        atomic_write_json(target / "cell.json", {"record": to_jsonable(record)})
 
 
 def magnitude_at_count(tables, kept: int) -> dict:
@@ -109,7 +114,7 @@ def main():
     tables, _ = backbone_tables(args.backbone, args.dataset, files, regime)
     sparsities = [float(s) for s in args.sparsities.split(",")]
     metas = [meta_sparsity_budget(tables, s, regime) for s in sparsities]
-    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare")
+    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare", args.backbone, regime)
     comparison = run_comparison(args.dataset, args.backbone, [m.budget for m in metas], ["CERP", "PEP", "QR", "LTH"],
                                 out / "compare", files, regime)
     rows = comparison["rows"]

@@ -73,6 +73,27 @@ def parse_grid(text: str) -> dict[str, list]:
     return grid
 
 
+def method_keys() -> frozenset[str]:
+    """Keys only the compression methods read (their property files, e.g. CERP.yaml's
+    ``threshold_init``): they change nothing in a dense run."""
+    from recbole_compress.property_files import load_yaml, properties_dir
+    from recbole_compress.registry import compression_methods
+
+    keys = set()
+    for name in compression_methods():
+        path = properties_dir() / "model" / f"{name}.yaml"
+        if path.is_file():
+            keys.update(str(k) for k in load_yaml(path, "property file"))
+    return frozenset(keys - {"compress_tables"})
+
+
+def dense_settings(settings: dict) -> dict:
+    """A comparison's settings less the methods' own keys: the dense runs (and their
+    resume records) depend only on what a dense run reads."""
+    drop = method_keys()
+    return {k: v for k, v in settings.items() if k not in drop}
+
+
 def grid_points(grid: dict[str, list]) -> list[dict]:
     """Every combination, in a fixed order (keys sorted, values as given)."""
     if not grid or any(not isinstance(v, (list, tuple)) or not v for v in grid.values()):
@@ -131,12 +152,13 @@ def _row(point: dict, summary: dict) -> dict:
 
 def tune_dense(backbone: str, dataset: str, grid: dict[str, list], settings: dict | None = None, out=None,
                config_file_list=None) -> DenseTuning:
-    """Train ``backbone`` at every point of ``grid`` (on top of ``settings`` and the
-    config files), select the best on the validation metric, report its test metrics.
-    Resumable: finished points are read back, not trained again."""
+    """Train ``backbone`` at every point of ``grid`` (on top of ``settings`` less the
+    compression methods' own keys, and the config files), select the best on the
+    validation metric, report its test metrics. Resumable: finished points are read
+    back, not trained again."""
     from recbole_compress.run import build_config
 
-    settings = {"show_progress": False, **(settings or {})}
+    settings = dense_settings({"show_progress": False, **(settings or {})})
     clash = sorted(set(grid) & set(settings))
     if clash:
         raise UserError(f"{', '.join(clash)} is both searched and fixed; drop it from the settings or the grid")

@@ -58,3 +58,9 @@ def test_a_real_grid_resumes_without_training_again(monkeypatch, tmp_path):
     assert again.best == first.best and again.rows == first.rows
     summary, fields = db.tuned_dense_row("BPR", "ml-100k", tmp_path / "grid", {**settings, "learning_rate": 5e-4}, grid=grid)
     assert summary == first.best_summary and "over 2 points" in fields["note"]
+
+
+def test_dense_runs_drop_the_methods_own_keys():
+    kept = db.dense_settings({"learning_rate": 1e-3, "threshold_init": -6.0, "meta_buckets": 0.01, "prune_rate": 0.1,
+                              "embedding_size": 128, "cerp_reg_weight": 14.0})
+    assert kept == {"learning_rate": 1e-3, "embedding_size": 128}

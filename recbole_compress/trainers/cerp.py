@@ -51,10 +51,10 @@ def batch_ids(model, module, interaction) -> torch.Tensor | None:
 def complementarity(model, interaction, eta: float, reduction: str = "sum") -> torch.Tensor:
     """CERP's regulariser: ``- sum over batch entities and dims of tanh(eta * e)^2``
     on the combined pruned embeddings, which pushes P and Q to keep complementary
-    elements (a combined element that is zero is lost to the entity). ``mean``: averaged
-    over the batch's entities (summed over dims), so its weight does not grow with the
-    batch size."""
-    total = None
+    elements (a combined element that is zero is lost to the entity). ``mean``: divided
+    by the batch's entities (users and items together), so its weight does not grow
+    with the batch size."""
+    total, entities = None, 0
     for _, module in compressed_modules(model):
         if not isinstance(module, CERPEmbedding) or module.fixed:
             continue
@@ -62,9 +62,10 @@ def complementarity(model, interaction, eta: float, reduction: str = "sum") -> t
         if ids is None:
             continue
         term = -torch.tanh(eta * module(ids)).pow(2).sum()
-        if reduction == "mean":
-            term = term / ids.numel()
+        entities += ids.numel()
         total = term if total is None else total + term
+    if total is not None and reduction == "mean":
+        total = total / entities
     return total
 
 
