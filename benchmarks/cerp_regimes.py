@@ -44,7 +44,8 @@ def parse():
     parser.add_argument("--backbone", default="LightGCN")
     parser.add_argument("--sparsities", default="0.5,0.8,0.95")
     parser.add_argument("--grid", default=None, help="dense grid, e.g. learning_rate=1e-3,5e-3;reg_weight=1e-5,1e-4")
-    parser.add_argument("--same_count", action="store_true", help="also PEP and magnitude at CERP's non-zero count")
+    parser.add_argument("--same_count", nargs="?", const="PEP,LTH", default="",
+                        help="also these methods (PEP, LTH) at CERP's non-zero count (more bytes)")
     parser.add_argument("--defaults", action="store_true", help="also dense and CERP in RecBole's defaults")
     parser.add_argument("--default_settings", default="{}", help="JSON: keys for the defaults column (e.g. epochs)")
     return parse_with_overrides(parser)
@@ -119,10 +120,12 @@ def main():
                                 out / "compare", files, regime)
     rows = comparison["rows"]
     extra = {}
-    if args.same_count:
-        for m in metas:
+    same_count = [m for m in args.same_count.split(",") if m]
+    for m in metas:
+        if "PEP" in same_count:
             extra[("PEP", m.meta_sparsity)] = run_cell(f"{args.backbone}_PEP", args.dataset, out / f"same-count/PEP-s{m.meta_sparsity:g}",
                                                       {**regime, "meta_sparsity": m.meta_sparsity}, files)
+        if "LTH" in same_count:
             extra[("LTH", m.meta_sparsity)] = run_cell(f"{args.backbone}_LTH", args.dataset, out / f"same-count/LTH-s{m.meta_sparsity:g}",
                                                       {**regime, **magnitude_at_count(tables, m.kept)}, files)
     defaults = {}
