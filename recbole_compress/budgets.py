@@ -8,6 +8,11 @@ code length for RecJPQ. Sizes come from the real table modules, built (untrained
 at the candidate setting and exported; for pruned tables the values and index
 bytes are bounded from the kept count, since which elements survive is known only
 after training (the bound is exact whenever all parts pick the same encoding).
+
+The authors of CERP state budgets as the sparsity of their meta tables instead
+(``meta_sparsity`` s with ``meta_buckets`` b: (1 - s) * 2 * b * d' non-zeros per table);
+:func:`meta_sparsity_budget` turns such a budget into the byte budget the comparison
+plans every method at, so CERP keeps exactly the authors' count there.
 """
 
 from __future__ import annotations
@@ -220,6 +225,11 @@ def plan(method: str, backbone: str, tables: list[Table], budget: float, setting
         raise UserError(f"unknown method '{method}' for a comparison; choose from {', '.join(PLANNERS)}")
     if not 0.0 < budget < 1.0:
         raise UserError(f"budget {budget} is outside (0, 1); budgets are fractions of the dense tables' bytes, e.g. 0.05")
+    if (settings or {}).get("meta_sparsity") is not None:
+        raise UserError(
+            "a comparison plans every method at byte budgets, not meta_sparsity; turn each meta sparsity into "
+            "its byte budget (recbole_compress.budgets.meta_sparsity_budget) and give those as the budgets"
+        )
     suffix, planner = PLANNERS[method]
     max_bytes = int(budget * sum(t.dense_bytes for t in tables))
     result = Plan(method, f"{backbone}_{suffix}", budget, max_bytes)
@@ -228,3 +238,48 @@ def plan(method: str, backbone: str, tables: list[Table], budget: float, setting
     except CannotFit as why:
         result.reason = f"cannot fit {max_bytes} bytes: {why}"
     return result
+
+
+# -- the authors' form of a budget ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MetaBudget:
+    """CERP's tables at a meta sparsity: the kept count, their exported bytes (a bound
+    from the count), the dense tables' elements and bytes, and each table's b."""
+
+    meta_sparsity: float
+    kept: int
+    table_bytes: int
+    dense_elements: int
+    dense_bytes: int
+    buckets: tuple[int, ...]
+
+    @property
+    def budget(self) -> float:
+        """The byte budget (fraction of the dense bytes) that holds exactly these tables;
+        half a byte of slack so that int(budget * dense_bytes) is table_bytes despite rounding."""
+        return (self.table_bytes + 0.5) / self.dense_bytes
+
+    @property
+    def full_table_fraction(self) -> float:
+        """The kept values as a share of the full tables' elements ([PAD] rows excluded)."""
+        return self.kept / self.dense_elements
+
+
+def meta_sparsity_budget(tables: list[Table], meta_sparsity: float, settings: dict | None = None) -> MetaBudget:
+    """The byte budget at which CERP keeps exactly what the authors' ``meta_sparsity``
+    keeps ((1 - s) * 2 * b * d' per table, b from ``meta_buckets`` in ``settings``).
+    Planned at ``.budget``, CERP gets this count and every other method the same bytes."""
+    from recbole_compress.models.cerp import untrained_tables
+
+    if not 0.0 < float(meta_sparsity) < 1.0:
+        raise UserError(f"meta sparsity {meta_sparsity} is outside (0, 1); e.g. 0.5, 0.8, 0.95 as the authors")
+    settings = {k: v for k, v in (settings or {}).items() if k != "memory_budget"}
+    if settings.get("meta_buckets") is None:
+        raise UserError("a meta-sparsity budget needs meta_buckets (b, or a fraction of each table's entities)")
+    config = _budget_config("CERP", {**settings, "meta_sparsity": float(meta_sparsity)})
+    modules = untrained_tables("CERP", tables, None, config, quiet=False)
+    kept = sum(m.budget for m in modules)
+    size = _method("CERP").exported_table_bytes(tables, kept, {**config, "meta_sparsity": None})
+    return MetaBudget(float(meta_sparsity), kept, int(size), _prunable(tables), sum(t.dense_bytes for t in tables),
+                      tuple(m.buckets for m in modules))

@@ -134,3 +134,43 @@ def test_each_method_sizes_its_own_tables_or_says_it_cannot():
     assert methods["LTH"].composed_table_bytes(qr, 0.5, PlanSettings()) < dense_qr
     ticket = methods["LTH"].exported_table_bytes
     assert ticket(TABLES, 1000, {}) < ticket(TABLES, 2000, {})
+
+
+# -- the authors' form (meta sparsity) and very small budgets ----------------------------------
+
+TABLES_128 = [Table("user_embedding", 944, 128), Table("item_embedding", 1683, 128)]
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.8, 0.95])
+def test_cerp_planned_at_a_meta_sparsity_budget_keeps_exactly_the_authors_count(sparsity):
+    from recbole_compress.budgets import meta_sparsity_budget
+
+    meta = meta_sparsity_budget(TABLES_128, sparsity, {"meta_buckets": 0.0141})
+    assert meta.buckets == (31, 42)  # 1.41% of 943 / 1682 is below sqrt(N): raised to ceil(sqrt(N))
+    assert meta.kept == sum(round((1 - sparsity) * 2 * b * 128) for b in meta.buckets)
+    p = plan("CERP", "LightGCN", TABLES_128, meta.budget, {"meta_buckets": 0.0141})
+    assert p.max_bytes == meta.table_bytes and p.overrides == {"memory_budget": meta.kept}
+    assert 0.002 < meta.full_table_fraction < 0.03  # the authors' budgets: well under 5% of the full table
+    # the others get the same bytes (or say why they cannot)
+    for method in ("PEP", "LTH", "QR"):
+        other = plan(method, "LightGCN", TABLES_128, meta.budget, {"meta_buckets": 0.0141})
+        assert (other.feasible and other.planned_bytes <= meta.table_bytes) or "cannot fit" in other.reason
+
+
+@pytest.mark.parametrize("method", sorted(PLANNERS))
+@pytest.mark.parametrize("budget", [0.01, 0.001])
+def test_budgets_down_to_a_tenth_of_a_percent_are_planned_or_refused_with_a_reason(method, budget):
+    p = plan(method, "LightGCN", TABLES_128, budget)
+    assert p.feasible == (p.reason is None)
+    assert (p.planned_bytes <= p.max_bytes) if p.feasible else p.reason.startswith("cannot fit")
+
+
+def test_meta_sparsity_is_not_a_comparison_budget():
+    with pytest.raises(UserError, match="byte budgets, not meta_sparsity"):
+        plan("CERP", "LightGCN", TABLES_128, 0.01, {"meta_sparsity": 0.9, "meta_buckets": 50})
+    from recbole_compress.budgets import meta_sparsity_budget
+
+    with pytest.raises(UserError, match="needs meta_buckets"):
+        meta_sparsity_budget(TABLES_128, 0.9, {})
+    with pytest.raises(UserError, match="outside"):
+        meta_sparsity_budget(TABLES_128, 1.0, {"meta_buckets": 50})

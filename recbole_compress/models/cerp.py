@@ -1,10 +1,12 @@
 """CERP and its baselines under one memory budget: ``<Model>_CERP``, ``<Model>_PEP``,
 ``<Model>_QR``.
 
-The budget is stated once for all compressed tables (``memory_budget``: a count of
-non-zeros, or a fraction of the dense tables) and split over the tables in
-proportion to their dense size, so every table (user, item) is compressed to the
-same fraction. Tables are built after all of them are known (the count form needs
+The budget is stated once for all compressed tables, in one of two forms:
+``memory_budget`` (a count of non-zeros, or a fraction of the dense tables), split
+over the tables in proportion to their dense size, so every table (user, item) is
+compressed to the same fraction; or the authors' ``meta_sparsity`` s with
+``meta_buckets`` b, where each table keeps (1 - s) * 2 * b * d' non-zeros (PEP and QR
+then keep what CERP would). Tables are built after all of them are known (the count form needs
 the total): ``make_embedding`` leaves a placeholder that ``prepare_model`` replaces.
 
 ``BPR_CERP`` and ``LightGCN_CERP`` are the paper's backbones (user and item tables);
@@ -32,7 +34,8 @@ from recbole_compress.registry import (
     register_method,
     register_model,
 )
-from recbole_compress.trainers.cerp import BudgetSettings, BudgetTrainerMixin
+from recbole_compress.trainers.budget_settings import BudgetSettings, meta_elements
+from recbole_compress.trainers.cerp import BudgetTrainerMixin
 
 
 class PendingTable(nn.Module):
@@ -55,8 +58,11 @@ def _pending(dense, config, name, dataset):
 
 
 def split_budget(settings: BudgetSettings, tables: dict[str, PendingTable]) -> dict[str, int]:
-    """Each table's share of the budget, proportional to its dense size; the shares
-    add up to the stated budget exactly."""
+    """Each table's share of the budget: ``memory_budget`` in proportion to the tables'
+    dense sizes (the shares add up to the stated budget exactly); ``meta_sparsity``
+    what each table's meta tables keep at that sparsity."""
+    if settings.meta_sparsity is not None:
+        return {name: _meta_share(settings, name, t) for name, t in tables.items()}
     sizes = {name: t.dense_parameters() for name, t in tables.items()}
     total = sum(sizes.values())
     budget = settings.total(total)
@@ -71,6 +77,18 @@ def split_budget(settings: BudgetSettings, tables: dict[str, PendingTable]) -> d
                 "raise the budget"
             )
     return shares
+
+
+def _meta_share(settings: BudgetSettings, name: str, table: PendingTable) -> int:
+    share = settings.meta_share(table.entities, part_dim(table.embedding_dim, settings.combine))
+    if share < 1:
+        raise UserError(f"meta_sparsity={settings.meta_sparsity} leaves '{name}' no non-zero; lower it or raise meta_buckets")
+    if share >= table.dense_parameters():
+        raise UserError(
+            f"meta_sparsity={settings.meta_sparsity} with meta_buckets={settings.buckets} keeps {share} non-zeros in "
+            f"'{name}', not fewer than its dense {table.dense_parameters()}; raise meta_sparsity or lower meta_buckets"
+        )
+    return share
 
 
 def derive_buckets(entities: int, cols: int, budget: int, density: float) -> int:
@@ -92,19 +110,24 @@ def _build(config, name: str, table: PendingTable, budget: int, method: str):
         module = QREmbedding(table.num_embeddings, d, qr_buckets(n, part_dim(d, settings.combine), budget, name), settings.combine)
     else:
         cols = part_dim(d, settings.combine)
-        if settings.buckets is None:
+        buckets = settings.buckets_for(n)
+        if buckets is None:
             buckets = derive_buckets(n, cols, budget, settings.density)
         else:
-            buckets = settings.buckets
             check_buckets(buckets, n)
         capacity = CERPEmbedding.capacity_for(n, buckets, cols)
         if budget > capacity:
+            stated = f"memory_budget={settings.stated}" if settings.meta_sparsity is None else f"meta_sparsity={settings.meta_sparsity}"
             raise UserError(
-                f"memory_budget={settings.stated} gives '{name}' {budget} non-zeros, more than the {capacity} elements "
+                f"{stated} gives '{name}' {budget} non-zeros, more than the {capacity} elements "
                 f"its meta tables hold (b={buckets}, {cols} columns); raise meta_buckets or leave it empty to derive it"
             )
         module = CERPEmbedding(table.num_embeddings, d, buckets, settings.combine, threshold_init=settings.threshold_init)
     module.budget = budget
+    # the authors' count of the meta tables (2 * b * d'), for the meta_sparsity reached;
+    # PEP and QR have one when b is stated (the meta tables CERP would build)
+    b = getattr(module, "buckets", None) if method == "CERP" else settings.buckets_for(n)
+    module.meta_elements = None if b is None else meta_elements(b, part_dim(d, settings.combine))
     return module
 
 
@@ -139,26 +162,32 @@ def build_tables(model, config, method: str) -> None:
 
 # -- budget planning: the tables at a memory_budget, before any model exists --------------
 
-def untrained_tables(method: str, tables, count: int, settings) -> list | None:
+def untrained_tables(method: str, tables, count: int | None, settings, quiet: bool = True) -> list | None:
     """The tables ``<Model>_<method>`` builds for ``memory_budget = count`` (``tables``:
-    records with .name, .rows, .dim); None when that budget cannot be built."""
-    config = PlanSettings({**settings, "memory_budget": count})
+    records with .name, .rows, .dim; ``count`` None: the budget ``settings`` state, e.g.
+    ``meta_sparsity``); None when that budget cannot be built (``quiet=False``: the
+    one-line error saying why)."""
+    config = PlanSettings({**settings, "memory_budget": count} if count is not None else settings)
     try:
         budget = BudgetSettings(config)
         pending = {t.name: PendingTable(SimpleNamespace(num_embeddings=t.rows, embedding_dim=t.dim)) for t in tables}
         shares = split_budget(budget, pending)
         return [_build(config, name, pending[name], shares[name], method) for name in pending]
     except UserError:
-        return None
+        if quiet:
+            return None
+        raise
 
 
-def exported_table_bytes(method: str, tables, count: int, settings) -> int | None:
+def exported_table_bytes(method: str, tables, count: int | None, settings) -> int | None:
     """Bytes those tables export: QR's as they are; CERP's and PEP's bounded for
     ``count`` kept values, whichever survive training."""
     modules = untrained_tables(method, tables, count, settings)
     if modules is None:
         return None
-    return exported_bytes(modules) if method == "QR" else pruned_bytes_bound(modules, count)
+    if method == "QR":
+        return exported_bytes(modules)
+    return pruned_bytes_bound(modules, sum(m.budget for m in modules) if count is None else count)
 
 
 def _device(model):

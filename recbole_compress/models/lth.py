@@ -12,7 +12,7 @@ import torch
 from recbole.model.general_recommender import BPR, LightGCN
 
 from recbole_compress.embeddings.base import CompressedEmbedding, compressed_modules
-from recbole_compress.embeddings.masked import MaskedEmbedding, add_mask
+from recbole_compress.embeddings.masked import MaskedEmbedding, add_mask, original_of
 from recbole_compress.errors import UserError
 from recbole_compress.export import pruned_bytes_bound
 from recbole_compress.registry import CompressionMethod, compressed_model_class, register_method, register_model
@@ -39,6 +39,38 @@ def mask_compressed_table(table: CompressedEmbedding, name: str) -> CompressedEm
     for tensor_name in weights:
         add_mask(table, tensor_name)
     return table
+
+
+def _prepare(model, config) -> None:
+    """After the tables are masked: one init scale for them (``joint_init``), then the
+    other weight matrices masked too (``prune_target: all``)."""
+    if config["joint_init"]:
+        joint_init(model)
+    _mask_all_weights(model, config)
+
+
+@torch.no_grad()
+def joint_init(model) -> None:
+    """Draw every masked ID table from ONE xavier-uniform over the tables joined row-wise
+    ((users + items) x d), as LTH-MRS does. RecBole initialises each table on its own
+    scale (xavier over its own rows), so the item table of a catalogue smaller than the
+    user base starts larger, and one global magnitude threshold then prunes the two
+    tables unevenly for a reason that has nothing to do with training."""
+    tables = [m for _, m in compressed_modules(model) if isinstance(m, MaskedEmbedding)]
+    if not tables:
+        raise UserError("joint_init needs ID tables masked by LTH (e.g. LightGCN_LTH, BPR_LTH)")
+    dims = {m.embedding_dim for m in tables}
+    if len(dims) != 1:
+        raise UserError(f"joint_init needs tables of one width, got {sorted(dims)}; set joint_init: false")
+    rows = [m.num_embeddings - (m.padding_idx is not None) for m in tables]  # [PAD] rows stay zero
+    joined = torch.nn.init.xavier_uniform_(torch.empty(sum(rows), dims.pop()))
+    for module, part in zip(tables, joined.split(rows)):
+        weight = original_of(module, "table")
+        keep = torch.ones(module.num_embeddings, dtype=torch.bool)
+        if module.padding_idx is not None:
+            keep[module.padding_idx] = False
+            weight[module.padding_idx] = 0.0
+        weight[keep] = part.to(weight)
 
 
 def _mask_all_weights(model, config) -> None:
@@ -85,7 +117,7 @@ LTH = register_method(
         name="LTH",
         make_embedding=_masked_table,
         trainer_mixin=LTHTrainerMixin,
-        prepare_model=_mask_all_weights,
+        prepare_model=_prepare,
         check_config=LTHSettings,
         doc="Iterative magnitude pruning with rewinding finds a sparse winning ticket.",
         composes=True,

@@ -8,10 +8,12 @@ rewinds every weight to its ORIGINAL initial value and trains again with the mas
 fixed and the thresholds off (ticket-style), to early stop on the validation metric.
 QR tables have nothing to prune: only stage 2 runs.
 
-The pruning pace is explicit: every optimiser step of stage 1 raises each threshold
-logit by ``threshold_pace`` (the authors' Adam weight decay on the thresholds did
-this implicitly, at about the learning rate per step); the loss can push back
-through the thresholds' own gradients.
+The pruning pace is explicit (``threshold_schedule: pace``): every optimiser step of
+stage 1 raises each threshold logit by ``threshold_pace``; the loss can push back
+through the thresholds' own gradients. ``threshold_schedule: decay`` is the authors'
+mechanism instead: Adam weight decay on the thresholds (``threshold_weight_decay``),
+which Adam turns into a rise of about the thresholds' learning rate per step while
+the decay term dominates their gradient.
 """
 
 from __future__ import annotations
@@ -23,64 +25,13 @@ import torch
 from recbole.utils import set_color
 
 from recbole_compress.embeddings.base import compressed_modules, embedding_kind
-from recbole_compress.embeddings.cerp import COMBINES, CERPEmbedding, PrunedEmbedding
+from recbole_compress.embeddings.cerp import CERPEmbedding, PrunedEmbedding
 from recbole_compress.embeddings.masked import enforce_masks
-from recbole_compress.errors import UserError
+from recbole_compress.trainers.budget_settings import BudgetSettings, meta_elements  # noqa: F401 (re-exported)
 from recbole_compress.trainers.lth import clear_caches, weights_state
 from recbole_compress.run import atomic_torch_save, check_fingerprint, config_fingerprint, load_checkpoint
 
 STATE_FILE = "budget_state.pt"
-
-
-# -- configuration ----------------------------------------------------------------
-
-def _number(config, key, default, low=None, high=None, kind=float, hint=""):
-    value = config[key]
-    if value is None:
-        return default
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{key}={config[key]} is not a number; {hint or 'see properties/model/CERP.yaml'}") from None
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise UserError(f"{key}={value} is outside [{low}, {high}]; {hint or 'see properties/model/CERP.yaml'}")
-    return value
-
-
-class BudgetSettings:
-    """``memory_budget`` and the CERP/PEP/QR keys of a config, checked
-    (see properties/model/CERP.yaml)."""
-
-    def __init__(self, config):
-        stated = config["memory_budget"]
-        self.stated = stated
-        try:
-            value = float(stated)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not value > 0 or value == 1 or (value > 1 and value != int(value)):
-            raise UserError(
-                f"memory_budget={stated} is neither a fraction of the dense tables in (0, 1) nor a whole count "
-                "of non-zeros > 1; use e.g. --memory_budget=0.2 or --memory_budget=50000"
-            )
-        self.fraction = value if value < 1 else None
-        self.count = int(value) if value > 1 else None
-        self.combine = str(config["meta_combine"] or "sum")
-        if self.combine not in COMBINES:
-            raise UserError(f"meta_combine={self.combine} is not one of {', '.join(COMBINES)}")
-        buckets = config["meta_buckets"]
-        self.buckets = None if buckets is None else _number(config, "meta_buckets", None, 1, None, int, "use b >= sqrt(rows) or leave it empty")
-        self.density = _number(config, "meta_density", 0.5, 1e-6, 1.0)
-        self.threshold_init = _number(config, "threshold_init", -6.0)
-        self.pace = _number(config, "threshold_pace", 0.01, 0.0, None)
-        self.threshold_epochs = _number(config, "threshold_epochs", 50, 1, None, int)
-        self.reg_weight = _number(config, "cerp_reg_weight", 1.0, 0.0, None)
-        self.reg_decay = _number(config, "cerp_reg_decay", 0.5, 0.0, 1.0)
-        self.reg_eta = _number(config, "cerp_reg_eta", 100.0, 0.0, None)
-
-    def total(self, dense: int) -> int:
-        """The budget in non-zeros, for compressed tables of ``dense`` elements."""
-        return self.count if self.count is not None else int(round(self.fraction * dense))
 
 
 # -- the regulariser ------------------------------------------------------------------
@@ -97,11 +48,13 @@ def batch_ids(model, module, interaction) -> torch.Tensor | None:
     return torch.cat(present).unique() if present else None
 
 
-def complementarity(model, interaction, eta: float) -> torch.Tensor:
+def complementarity(model, interaction, eta: float, reduction: str = "sum") -> torch.Tensor:
     """CERP's regulariser: ``- sum over batch entities and dims of tanh(eta * e)^2``
     on the combined pruned embeddings, which pushes P and Q to keep complementary
-    elements (a combined element that is zero is lost to the entity)."""
-    total = None
+    elements (a combined element that is zero is lost to the entity). ``mean``: divided
+    by the batch's entities (users and items together), so its weight does not grow
+    with the batch size."""
+    total, entities = None, 0
     for _, module in compressed_modules(model):
         if not isinstance(module, CERPEmbedding) or module.fixed:
             continue
@@ -109,7 +62,10 @@ def complementarity(model, interaction, eta: float) -> torch.Tensor:
         if ids is None:
             continue
         term = -torch.tanh(eta * module(ids)).pow(2).sum()
+        entities += ids.numel()
         total = term if total is None else total + term
+    if total is not None and reduction == "mean":
+        total = total / entities
     return total
 
 
@@ -126,8 +82,8 @@ class BudgetTrainerMixin:
     _stage = 2  # the optimiser built by Trainer.__init__ runs before our __init__ body
 
     def __init__(self, config, model):
+        self.budget_settings = BudgetSettings(config)  # before super(): Trainer.__init__ builds the optimiser
         super().__init__(config, model)
-        self.budget_settings = BudgetSettings(config)
         self.stage1_epochs = 0
         self.stage1_nonzeros = None
         self.budget_met_by_thresholds = None
@@ -149,17 +105,27 @@ class BudgetTrainerMixin:
             skip = {id(p) for p in thresholds}
             groups = [{"params": [p for p in self.model.parameters() if id(p) not in skip and p.requires_grad]}]
             live = [p for p in thresholds if p.requires_grad]
-            if live:  # no weight decay on thresholds: the pace is threshold_pace, not a side effect
-                groups.append({"params": live, "weight_decay": 0.0})
+            if live:
+                groups.append(self._threshold_group(live))
             kwargs["params"] = groups
         optimizer = super()._build_optimizer(**kwargs)
         optimizer.register_step_post_hook(lambda opt, *_: self._after_step(opt))
         return optimizer
 
+    def _threshold_group(self, thresholds) -> dict:
+        """The thresholds' optimiser group. ``pace``: no weight decay (the pace is
+        ``threshold_pace``, not a side effect); ``decay``: the authors' Adam weight decay,
+        which raises a logit s < 0 by about the group's learning rate per step."""
+        s = self.budget_settings
+        group = {"params": thresholds, "weight_decay": s.threshold_weight_decay if s.schedule == "decay" else 0.0}
+        if s.threshold_lr is not None:
+            group["lr"] = s.threshold_lr
+        return group
+
     @torch.no_grad()
     def _after_step(self, optimizer) -> None:
         enforce_masks(self.model, optimizer)  # fixed masks (stage 2) and unused meta rows stay zero
-        if self._stage == 1:
+        if self._stage == 1 and self.budget_settings.schedule == "pace":
             for _, module in self._pruned():
                 for threshold in module.thresholds():
                     threshold.add_(self.budget_settings.pace)
@@ -189,7 +155,7 @@ class BudgetTrainerMixin:
 
         def loss_func(interaction):
             losses = model.calculate_loss(interaction)
-            reg = complementarity(model, interaction, s.reg_eta)
+            reg = complementarity(model, interaction, s.reg_eta, s.reg_reduction)
             if reg is None:
                 return losses
             return (*losses, gamma * reg) if isinstance(losses, tuple) else (losses, gamma * reg)
@@ -322,20 +288,33 @@ class BudgetTrainerMixin:
                 "bytes": module.export_bytes(),
                 "dense_bytes": module.dense_bytes(),
                 "buckets": getattr(module, "buckets", None),
+                "meta_elements": getattr(module, "meta_elements", None),
             }
         nonzero, budget = self._nonzeros()
+        dense = sum(t["dense_parameters"] for t in tables.values())
+        meta = [t["meta_elements"] for t in tables.values()]
+        meta_total = sum(meta) if meta and None not in meta else None
+        s = self.budget_settings
         return {
             "budget": {
                 "method": self._name,
-                "memory_budget": self.budget_settings.stated,
+                "memory_budget": s.stated,
+                "meta_sparsity": s.meta_sparsity,
+                "meta_buckets": s.buckets,
                 "budget": budget,
                 "nonzero": nonzero,
                 "budget_fraction_used": round(nonzero / max(budget, 1), 6),
+                # both forms of the budget, as reached: share of the full tables kept, and
+                # share of the meta tables P and Q pruned (the authors' count, 2 * b * d')
+                "full_table_fraction": round(nonzero / max(dense, 1), 8),
+                "meta_elements": meta_total,
+                "meta_table_sparsity": None if not meta_total else round(1.0 - nonzero / meta_total, 8),
                 "bytes": sum(t["bytes"] for t in tables.values()),
                 "dense_bytes": sum(t["dense_bytes"] for t in tables.values()),
                 "stage1_epochs": self.stage1_epochs,
                 "stage1_nonzeros": self.stage1_nonzeros,
                 "budget_met_by_thresholds": self.budget_met_by_thresholds,
+                "threshold_schedule": s.schedule,
                 "tables": tables,
             }
         }

@@ -41,6 +41,7 @@ class LTHSettings:
         self.criterion = _choice(config, "prune_criterion", ("magnitude", "random"))
         self.schedule = _choice(config, "prune_schedule", ("iterative", "oneshot"))
         self.reinit = bool(config["prune_reinit"])
+        self.joint_init = bool(config["joint_init"])  # applied when the model is built (models/lth.py)
         self.rewind_epoch = int(config["rewind_epoch"] or 0)
         if self.rewind_epoch < 0:
             raise UserError(f"rewind_epoch={self.rewind_epoch} is negative; use 0 (initial weights) or k > 0")
@@ -369,6 +370,7 @@ class LTHTrainerMixin:
                 "schedule": self.lth.schedule,
                 "rewind_epoch": self.lth.rewind_epoch,
                 "reinit": self.lth.reinit,
+                "joint_init": self.lth.joint_init,
                 "ticket_tolerance": self.lth.tolerance,
                 "select": self.lth.select,
                 "winning_ticket": ticket,

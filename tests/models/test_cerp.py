@@ -209,3 +209,70 @@ def test_a_rerun_resumes_after_the_pruning_stage_and_skips_a_finished_run(tmp_pa
 
     with pytest.raises(UserError, match="other settings"):
         run_recbole_compress("BPR_CERP", "ml-100k", config_dict={**settings, "seed": 9})
+
+
+# -- the authors' form of the budget: meta_sparsity with meta_buckets ----------------------------
+
+def _meta(extra):
+    """SMALL without memory_budget (stating both forms is an error) plus ``extra``."""
+    return {k: v for k, v in {**SMALL, **extra}.items() if k != "memory_budget"}
+
+
+def test_meta_sparsity_keeps_the_authors_count_in_cerp_and_pep(data, tmp_path):
+    import math
+
+    settings = {"meta_sparsity": 0.8, "meta_buckets": 0.05, "threshold_epochs": 1}
+    expected = {}
+    for name, entities in (("user_embedding", 943), ("item_embedding", 1682)):
+        b = max(math.ceil(0.05 * entities), math.isqrt(entities - 1) + 1)  # 48, 85
+        expected[name] = round(0.2 * 2 * b * 16)
+    counts = {}
+    for model_name in ("BPR_CERP", "BPR_PEP"):
+        config, model, trainer_class = _build_meta(model_name, data, settings, tmp_path)
+        assert {n: getattr(model, n).budget for n in expected} == expected
+        trainer = trainer_class(config, model)
+        trainer.fit(data[0], data[1], saved=False)
+        budget = trainer.extra_summary()["budget"]
+        counts[model_name] = budget["nonzero"]
+        assert budget["nonzero"] == sum(expected.values()) and budget["meta_sparsity"] == 0.8
+        # both forms reported: the meta tables' sparsity reached, and the share of the full tables
+        assert budget["meta_table_sparsity"] == pytest.approx(0.8, abs=1e-4)
+        assert budget["full_table_fraction"] == pytest.approx(sum(expected.values()) / DENSE)
+    assert counts["BPR_CERP"] == counts["BPR_PEP"]
+
+
+def _build_meta(model_name, data, settings, tmp_path):
+    import sys
+
+    from recbole.utils import init_seed
+
+    from recbole_compress import Config, get_model, get_trainer
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["pytest"])
+        config = Config(model=model_name, dataset="ml-100k",
+                        config_dict={**_meta(settings), "output_dir": str(tmp_path / model_name)})
+    config["checkpoint_dir"] = str(tmp_path / model_name)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(model_name)(config, data[0]._dataset)
+    return config, model, get_trainer(config["MODEL_TYPE"], model_name)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"meta_sparsity": 0.9}, "meta_sparsity counts over the meta tables, whose rows meta_buckets sets"),
+        ({"meta_sparsity": 1.0, "meta_buckets": 50}, r"meta_sparsity=1.0 is outside \(0, 1\)"),
+        ({"meta_sparsity": 0.9, "meta_buckets": 50, "memory_budget": 0.1}, "give one: memory_budget"),
+        ({"meta_buckets": 2.5}, "meta_buckets=2.5 is neither a whole count >= 1 nor a fraction"),
+        ({"threshold_schedule": "fast"}, "threshold_schedule=fast is not one of pace, decay"),
+        ({"cerp_reg_reduction": "max"}, "cerp_reg_reduction=max is not one of sum, mean"),
+    ],
+)
+def test_bad_budget_forms_fail_before_data_loading(settings, message, monkeypatch):
+    import recbole_compress.quick_start as quick_start
+
+    monkeypatch.setattr(quick_start, "load_data", lambda config: pytest.fail("data loaded before the check"))
+    base = _meta({}) if "memory_budget" not in settings and "meta_sparsity" in settings else dict(SMALL)
+    with pytest.raises(UserError, match=message):
+        run_recbole_compress("LightGCN_CERP", "ml-100k", config_dict={**base, **settings})

@@ -1,0 +1,187 @@
+"""CERP in the authors' regime: against PEP, QR and one-shot magnitude pruning at the
+authors' budgets, with a validation-tuned dense baseline, in one resumable run.
+
+    uv run python benchmarks/cerp_regimes.py --dataset=ml-100k --backbone=LightGCN \\
+        [--sparsities=0.5,0.8,0.95] [--grid="learning_rate=1e-3,5e-3,1e-2;reg_weight=1e-5,1e-4,1e-3"] \\
+        [--same_count] [--defaults] [--out=DIR] [--key=value ...]
+
+1. The dense backbone is tuned on a grid (dense_baseline.tune_dense: selected on
+   validation, reported on test) under the regime (properties/paper/cerp.yaml plus
+   ``--key=value``).
+2. Each meta-table sparsity s (the authors' budget form, b from ``meta_buckets``)
+   becomes the byte budget at which CERP keeps exactly (1 - s) * 2 * b * d' values
+   (budgets.meta_sparsity_budget); ``recbole-compress compare`` then trains CERP, PEP,
+   QR and the one-shot magnitude ticket at those bytes, every cell with the selected
+   dense learning rate and L2 (the dense cell IS the selected grid point).
+3. ``--same_count``: PEP at the same meta sparsity (the same non-zeros as CERP, more
+   bytes) and the one-shot magnitude ticket keeping the same count -- the authors'
+   own axis (parameters).
+4. ``--defaults``: dense and CERP in RecBole's defaults (d=64, 2 layers, 1 negative,
+   the pace schedule), at the same meta sparsities: the column a user gets without
+   the preset.
+
+Everything is resumable (rerun the same command). Prints and writes ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import benchmark_parser, parse_with_overrides, prepare_run  # noqa: E402 (benchmarks/common.py)
+
+REPO = Path(__file__).resolve().parents[1]
+PRESET = str(REPO / "properties" / "paper" / "cerp.yaml")
+METRIC = "ndcg@20"
+
+
+def parse():
+    parser = benchmark_parser(__doc__, "cerp-regimes", "ml-100k")
+    parser.add_argument("--backbone", default="LightGCN")
+    parser.add_argument("--sparsities", default="0.5,0.8,0.95")
+    parser.add_argument("--grid", default=None, help="dense grid, e.g. learning_rate=1e-3,5e-3;reg_weight=1e-5,1e-4")
+    parser.add_argument("--same_count", nargs="?", const="PEP,LTH", default="",
+                        help="also these methods (PEP, LTH) at CERP's non-zero count (more bytes)")
+    parser.add_argument("--defaults", action="store_true", help="also dense and CERP in RecBole's defaults")
+    parser.add_argument("--default_settings", default="{}", help="JSON: keys for the defaults column (e.g. epochs)")
+    return parse_with_overrides(parser)
+
+
+def seed_dense_cell(grid_cell: Path, compare_out: Path, backbone: str, settings: dict) -> None:
+    """The comparison's dense cell is the selected grid point (a dense run reads none of
+    the methods' keys): copy it, recorded under the comparison's settings, instead of
+    training it again."""
+    from recbole_compress.run import atomic_write_json, to_jsonable
+
+    target = compare_out / "cells" / "dense"
+    if not (target / "cell.json").is_file():
+        shutil.copytree(grid_cell, target, dirs_exist_ok=True)
+        record = {"model": backbone, "settings": {"show_progress": False, **settings}}
+        atomic_write_json(target / "cell.json", {"record": to_jsonable(record)})
+
+
+def magnitude_at_count(tables, kept: int) -> dict:
+    """One-shot magnitude ticket settings that keep exactly ``kept`` values (the trainer
+    prunes round(rate * total))."""
+    import math
+
+    total = sum((t.rows - 1) * t.dim for t in tables)
+    rate = (total - kept) / total
+    while total - int(round(rate * total)) > kept:
+        rate = math.nextafter(rate, 1.0)
+    return {"prune_schedule": "oneshot", "prune_rounds": 1, "prune_rate": rate, "ticket_select": "sparsest",
+            "target_sparsity": None}
+
+
+def run_cell(model, dataset, out: Path, settings: dict, files) -> dict:
+    """One run, resumed or read back when finished (its summary.json)."""
+    from recbole_compress import run_recbole_compress
+
+    if (out / "summary.json").is_file() and (out / "done").is_file():
+        return json.loads((out / "summary.json").read_text())
+    summary = run_recbole_compress(model, dataset, files, {**settings, "output_dir": str(out)})["summary"]
+    (out / "done").write_text("")
+    return summary
+
+
+def score(summary, split="test"):
+    return (summary or {}).get(split, {}).get(METRIC)
+
+
+def main():
+    args, overrides = parse()
+    out, data_path = prepare_run(args, f"cerp-regimes-{args.backbone}")
+    from recbole_compress.budgets import meta_sparsity_budget
+    from recbole_compress.compare import backbone_tables, run_comparison
+    from recbole_compress.dense_baseline import default_grid, parse_grid, point_name, tune_dense
+
+    import yaml
+
+    started = time.time()
+    # the preset's keys as settings, not a config file: the comparison's budget planner
+    # reads the settings only (meta_buckets and embedding_size shape CERP's tables)
+    base = {**yaml.safe_load(Path(PRESET).read_text()), "show_progress": False, **overrides}
+    if args.dataset != "ml-100k":
+        base["data_path"] = str(data_path)
+    files = None
+    grid = parse_grid(args.grid) if args.grid else default_grid(args.backbone)
+    fixed = {k: v for k, v in base.items() if k not in grid}
+    tuning = tune_dense(args.backbone, args.dataset, grid, fixed, out / "dense-grid", files)
+    regime = {**fixed, **tuning.best}
+    tables, _ = backbone_tables(args.backbone, args.dataset, files, regime)
+    sparsities = [float(s) for s in args.sparsities.split(",")]
+    metas = [meta_sparsity_budget(tables, s, regime) for s in sparsities]
+    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare", args.backbone, regime)
+    comparison = run_comparison(args.dataset, args.backbone, [m.budget for m in metas], ["CERP", "PEP", "QR", "LTH"],
+                                out / "compare", files, regime)
+    rows = comparison["rows"]
+    extra = {}
+    same_count = [m for m in args.same_count.split(",") if m]
+    for m in metas:
+        if "PEP" in same_count:
+            extra[("PEP", m.meta_sparsity)] = run_cell(f"{args.backbone}_PEP", args.dataset, out / f"same-count/PEP-s{m.meta_sparsity:g}",
+                                                      {**regime, "meta_sparsity": m.meta_sparsity}, files)
+        if "LTH" in same_count:
+            extra[("LTH", m.meta_sparsity)] = run_cell(f"{args.backbone}_LTH", args.dataset, out / f"same-count/LTH-s{m.meta_sparsity:g}",
+                                                      {**regime, **magnitude_at_count(tables, m.kept)}, files)
+    defaults = {}
+    if args.defaults:
+        default_settings = {"show_progress": False, "metrics": ["Recall", "NDCG"], "topk": [5, 20], "valid_metric": METRIC,
+                            "meta_buckets": regime["meta_buckets"], **json.loads(args.default_settings)}
+        if "data_path" in base:
+            default_settings["data_path"] = base["data_path"]
+        defaults["dense"] = run_cell(args.backbone, args.dataset, out / "defaults/dense", default_settings, None)
+        for m in metas:
+            defaults[m.meta_sparsity] = run_cell(f"{args.backbone}_CERP", args.dataset, out / f"defaults/CERP-s{m.meta_sparsity:g}",
+                                                 {**default_settings, "meta_sparsity": m.meta_sparsity}, None)
+    shown = {**{k: v for k, v in overrides.items() if k not in grid}, **tuning.best}
+    report = render(args, tuning, metas, rows, extra, defaults, shown, time.time() - started)
+    (out / "report.md").write_text(report)
+    print("\n" + report)
+
+
+def render(args, tuning, metas, rows, extra, defaults, regime, seconds) -> str:
+    from recbole_compress.dense_baseline import point_name
+
+    best = score(tuning.best_summary)
+    lines = [f"# CERP in the authors' regime: {args.backbone} on {args.dataset}", "",
+             f"Regime: properties/paper/cerp.yaml, then `{json.dumps(regime)}`; "
+             f"best dense from {len(tuning.rows)} grid points ({point_name(tuning.best)}), selected on valid {METRIC}: "
+             f"test {METRIC} {best:.4f}. {seconds / 60:.0f} min.", "",
+             "| meta sparsity | full-table share | bytes budget | method | test " + METRIC + " | / best dense | valid "
+             + METRIC + " | kept values | table bytes | note |", "|" + "---|" * 10]
+    for m in metas:
+        head = f"| {m.meta_sparsity:g} (b={'/'.join(map(str, m.buckets))}) | {m.full_table_fraction:.3%} | {m.table_bytes:,} ({m.budget:.3%})"
+        for r in (r for r in rows if r["method"] != "dense" and abs(r["budget"] - m.budget) < 1e-12):
+            t = r.get(f"test_{METRIC}")
+            lines.append(f"{head} | {r['method']} | {_f(t)} | {_f(t / best if t else None, 3)} | {_f(r.get(f'valid_{METRIC}'))} | "
+                         f"{_c(r.get('table_parameters'))} | {_c(r.get('table_bytes'))} | {r.get('note', '')} |")
+        for method in ("PEP", "LTH"):
+            s = extra.get((method, m.meta_sparsity))
+            if s:
+                t = score(s)
+                lines.append(f"{head} | {method} (same count, more bytes) | {_f(t)} | {_f(t / best, 3)} | {_f(score(s, 'valid'))} | "
+                             f"{_c(s.get('nonzero_parameters'))} | {_c(sum((s.get('table_bytes') or {}).values()))} | |")
+        if m.meta_sparsity in defaults:
+            s = defaults[m.meta_sparsity]
+            t, dense = score(s), score(defaults["dense"])
+            lines.append(f"{head} | CERP, RecBole defaults | {_f(t)} | {_f(t / dense, 3)} of its dense ({dense:.4f}) | "
+                         f"{_f(score(s, 'valid'))} | {_c(s.get('nonzero_parameters'))} | {_c(sum((s.get('table_bytes') or {}).values()))} | |")
+    lines += ["", f"Dense grid (selected on validation): see {Path(tuning.out) / 'dense_grid.md'}"]
+    return "\n".join(lines) + "\n"
+
+
+def _f(x, digits=4):
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def _c(x):
+    return "" if x is None else f"{x:,}"
+
+
+if __name__ == "__main__":
+    main()
