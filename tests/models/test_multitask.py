@@ -202,3 +202,12 @@ def load_with_files(name, root, files):
         init_seed(config["seed"], config["reproducibility"])
         loaders = multitask_data_preparation(config, create_dataset(config))
     return (config, *loaders)
+
+
+def test_paper_preset_keys_are_known():
+    from recbole_compress.config_keys import check_keys
+    from recbole_compress.property_files import load_yaml, resolve_property_file
+
+    preset = load_yaml(resolve_property_file("properties/paper/lt4rec.yaml"))
+    check_keys(preset, strict=True)  # a misspelled key would be silently ignored
+    assert (preset["prune_rounds"], preset["target_sparsity"], preset["mlp_hidden_sizes"]) == (4, 0.8, [512, 256, 128])
