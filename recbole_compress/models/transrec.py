@@ -179,8 +179,22 @@ class TransRec(SequentialRecommender):
         return super().train(mode)
 
     # -- user encoder and scoring (SASRec) -------------------------------------
+    def last_items(self, item_seq, item_seq_len):
+        """Histories cut to their last ``MAX_ITEM_LIST_LENGTH`` items: pre-built history lists
+        (benchmark files) reach the model at their own length, whatever that setting says."""
+        keep = self.max_seq_length
+        if item_seq.size(1) <= keep:
+            return item_seq, item_seq_len
+        positions = torch.arange(keep, device=item_seq.device)
+        start = (item_seq_len - keep).clamp(min=0)
+        cut = item_seq.gather(1, (start[:, None] + positions).clamp(max=item_seq.size(1) - 1))
+        length = item_seq_len.clamp(max=keep)
+        return cut * (positions < length[:, None]), length
+
     def forward(self, item_seq, item_seq_len, seq_items=None):
         """The user vector; ``seq_items``: the history's item vectors when already encoded."""
+        if seq_items is None:
+            item_seq, item_seq_len = self.last_items(item_seq, item_seq_len)
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device).unsqueeze(0).expand_as(item_seq)
         seq_items = self.encode_items(item_seq) if seq_items is None else seq_items
         input_emb = seq_items + self.position_embedding(position_ids)
@@ -189,7 +203,7 @@ class TransRec(SequentialRecommender):
         return self.gather_indexes(output, item_seq_len - 1)
 
     def calculate_loss(self, interaction):
-        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        item_seq, item_seq_len = self.last_items(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         pos_items = interaction[self.POS_ITEM_ID]
         if self.loss_type == "CE":
             logits = self.forward(item_seq, item_seq_len) @ self.all_items().T

@@ -331,3 +331,15 @@ def test_paper_preset_keys_are_known_and_match_the_authors():
     assert preset["text_pooling"] == "attention" and preset["text_finetune_layers"] >= 1
     assert (preset["n_layers"], preset["hidden_size"], preset["hidden_dropout_prob"], preset["neg_samples"]) == (4, 256, 0.1, 5)
     assert preset["learning_rate"] == 1e-4 and preset["loss_type"] == "BCE"
+
+
+def test_longer_histories_keep_their_last_items(tmp_path, shared_datasets_dir, one_thread):
+    """Pre-built history lists longer than MAX_ITEM_LIST_LENGTH are cut to their last items."""
+    tiktok_slice(shared_datasets_dir, tmp_path)
+    model, _, _ = _model(tmp_path, "tt", MAX_ITEM_LIST_LENGTH=3)
+    seq = torch.tensor([[5, 6, 7, 8, 9, 0], [5, 6, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    cut, length = model.last_items(seq, torch.tensor([5, 2, 6]))
+    assert cut.tolist() == [[7, 8, 9], [5, 6, 0], [4, 5, 6]] and length.tolist() == [3, 2, 3]
+    model.eval()
+    with torch.no_grad():  # the model sees only what it keeps
+        torch.testing.assert_close(model.forward(seq, torch.tensor([5, 2, 6])), model.forward(cut, length))
