@@ -108,8 +108,11 @@ def checks(groups: dict[str, list[dict]]) -> list[str]:
         for name in ("TransRec (scratch)", "TransRec (transfer)"):
             if not groups.get(name):
                 continue
-            ratios = {split: mean_sd([s[split]["ndcg@10"] for s in groups[name]])[0]
-                      / mean_sd([s[split]["ndcg@10"] for s in sasrec])[0] for split in ("valid", "test")}
+            ours = {split: mean_sd([s[split]["ndcg@10"] for s in groups[name]])[0] for split in ("valid", "test")}
+            theirs = {split: mean_sd([s[split]["ndcg@10"] for s in sasrec])[0] for split in ("valid", "test")}
+            if not all(theirs.values()):
+                continue  # SASRec scored nothing: no ratio
+            ratios = {split: ours[split] / theirs[split] for split in ours}
             met = all(r >= 0.95 for r in ratios.values())
             lines.append(f"{name} within 5% of SASRec's NDCG@10 on validation and test: **{'met' if met else 'not met'}** "
                          f"(valid {ratios['valid']:.3f}x, test {ratios['test']:.3f}x).")
