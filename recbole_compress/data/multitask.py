@@ -18,10 +18,13 @@ from recbole_compress.errors import UserError
 # the funnel metrics need a click stage and one conversion stage after it
 FUNNEL_TASKS = ("click", "conversion")
 TASK_METRICS = ("ctr_auc", "ctr_logloss", "cvr_auc", "ctcvr_auc")
+CTR_LOSSES = ("bce", "focal")
+FEATURE_INTERACTIONS = ("none", "dot")
 
 
 class TaskSettings:
-    """``task_label_fields``, ``task_weights`` and ``valid_metric``, checked before any data is read."""
+    """``task_label_fields``, ``task_weights``, ``valid_metric``, the click loss (``ctr_loss``,
+    ``focal_alpha``, ``focal_gamma``) and ``feature_interaction``, checked before any data is read."""
 
     def __init__(self, config):
         fields = config["task_label_fields"]
@@ -62,11 +65,36 @@ class TaskSettings:
             )
         self.valid_metric = metric
         self.valid_bigger = not metric.endswith("logloss")
+        self.ctr_loss = str(config["ctr_loss"] or "bce").lower()
+        if self.ctr_loss not in CTR_LOSSES:
+            raise UserError(f"ctr_loss={config['ctr_loss']} is not one of {', '.join(CTR_LOSSES)}; e.g. --ctr_loss=focal")
+        self.focal_alpha = _number(config, "focal_alpha", 0.25)
+        if not 0.0 <= self.focal_alpha <= 1.0:
+            raise UserError(f"focal_alpha={self.focal_alpha} must be in [0, 1] (the positives' weight), e.g. 0.75")
+        self.focal_gamma = _number(config, "focal_gamma", 2.0)
+        if self.focal_gamma < 0:
+            raise UserError(f"focal_gamma={self.focal_gamma} must be at least 0 (0 = weighted BCE), e.g. 2")
+        self.feature_interaction = str(config["feature_interaction"] or "none").lower()
+        if self.feature_interaction not in FEATURE_INTERACTIONS:
+            raise UserError(
+                f"feature_interaction={config['feature_interaction']} is not one of {', '.join(FEATURE_INTERACTIONS)} "
+                "(none: concatenated field vectors; dot: their pairwise dot products too, DLRM-style)"
+            )
 
     @property
     def task_metrics(self) -> list[str]:
         """Each task's own validation metric (what its lottery-ticket rounds early-stop on)."""
         return ["ctr_auc", "cvr_auc"]
+
+
+def _number(config, key: str, default: float) -> float:
+    value = config[key]
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value} is not a number") from None
 
 
 def check_labels(dataset, fields) -> None:

@@ -1,9 +1,12 @@
 """Multi-task CTR/CVR models: ``SharedBottom``, ``ESMM``, ``MMoE`` and ``LT4Rec``.
 
-All four read the same input: an embedding per token / token_seq feature field
-(token_seq mean-pooled) concatenated with the raw float fields, every field but
-the task labels. Task 0 is the click (CTR), task 1 the conversion after a click
-(CVR); pCTCVR = pCTR * pCVR for every model.
+All four read the same input, built from every field but the task labels: an
+embedding per token / token_seq field (token_seq mean-pooled) and the float fields,
+either concatenated (``feature_interaction: none``) or, as LT4Rec's authors do
+(DLRM-style, ``dot``), the pairwise dot products of the field vectors followed by the
+flattened vectors. Task 0 is the click (CTR), task 1 the conversion after a click
+(CVR); pCTCVR = pCTR * pCVR for every model. The CTR loss is binary cross-entropy
+or the focal loss (``ctr_loss``); CVR is BCE on the clicked exposures.
 
 - ``SharedBottom``: one MLP shared by both tasks, one output layer per task.
 - ``ESMM`` (Ma et al., SIGIR 2018): embeddings shared, one MLP per task; the CVR
@@ -23,7 +26,12 @@ from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import FeatureType, InputType, ModelType
 from torch import Tensor, nn
 
-from recbole_compress.data.multitask import TaskSettings, check_labels, multitask_data_preparation
+from recbole_compress.data.multitask import (
+    FEATURE_INTERACTIONS,
+    TaskSettings,
+    check_labels,
+    multitask_data_preparation,
+)
 from recbole_compress.embeddings.masked import add_mask, mask_of, original_of
 from recbole_compress.errors import UserError
 from recbole_compress.registry import register_model
@@ -31,11 +39,20 @@ from recbole_compress.trainers.multitask import LT4RecSettings, LT4RecTrainer, M
 
 
 class FeatureInput(nn.Module):
-    """The network input: token fields embedded, token_seq fields embedded and
-    mean-pooled over their non-padding tokens, float fields appended as they are."""
+    """The network input from every feature field (token: embedded; token_seq: embedded
+    and mean-pooled over its non-padding tokens; float: as it is).
 
-    def __init__(self, dataset, embedding_size: int, exclude):
+    ``interaction="none"``: the field vectors and the raw float values concatenated.
+    ``interaction="dot"`` (DLRM, LT4Rec's authors' ``_build_cross_interaction``): a float
+    field becomes its value times a learned vector, so every field is a d-vector;
+    the input is the dot products of every pair of field vectors (i <= j: the distinct
+    entries of the authors' F x F Gram matrix, its diagonal included) followed by the
+    flattened field vectors."""
+
+    def __init__(self, dataset, embedding_size: int, exclude, interaction: str = "none"):
         super().__init__()
+        if interaction not in FEATURE_INTERACTIONS:
+            raise UserError(f"feature_interaction={interaction} is not one of {', '.join(FEATURE_INTERACTIONS)}")
         exclude = set(exclude)
         fields = [f for f in dataset.field2type if f not in exclude]
         self.token_fields = [f for f in fields if dataset.field2type[f] == FeatureType.TOKEN]
@@ -49,20 +66,52 @@ class FeatureInput(nn.Module):
             )
         if not (self.token_fields or self.seq_fields or self.float_fields):
             raise UserError(f"dataset '{dataset.dataset_name}' has no feature field besides the task labels")
+        self.interaction = interaction
         self.embeddings = nn.ModuleDict(
             {f: nn.Embedding(dataset.num(f), embedding_size, padding_idx=0) for f in self.token_fields + self.seq_fields}
         )
-        self.output_dim = embedding_size * len(self.embeddings) + len(self.float_fields)
+        n_vectors = len(self.embeddings)
+        if interaction == "dot":
+            if self.float_fields:  # one learned vector per float field, scaled by the value
+                self.float_vectors = nn.Parameter(torch.empty(len(self.float_fields), embedding_size))
+                nn.init.xavier_normal_(self.float_vectors)
+            n_vectors += len(self.float_fields)
+            rows, cols = torch.triu_indices(n_vectors, n_vectors)
+            self.register_buffer("pair_rows", rows, persistent=False)
+            self.register_buffer("pair_cols", cols, persistent=False)
+            self.output_dim = embedding_size * n_vectors + len(rows)
+        else:
+            self.output_dim = embedding_size * n_vectors + len(self.float_fields)
 
-    def forward(self, interaction) -> Tensor:
+    def field_vectors(self, interaction) -> list[Tensor]:
+        """One [batch, d] vector per token and token_seq field."""
         parts = [self.embeddings[f](interaction[f]) for f in self.token_fields]
         for f in self.seq_fields:
             ids = interaction[f]
             present = (ids > 0).unsqueeze(-1).float()
             parts.append((self.embeddings[f](ids) * present).sum(1) / present.sum(1).clamp(min=1.0))
-        if self.float_fields:
-            parts.append(torch.stack([interaction[f].float() for f in self.float_fields], dim=1))
-        return torch.cat(parts, dim=1)
+        return parts
+
+    def forward(self, interaction) -> Tensor:
+        parts = self.field_vectors(interaction)
+        floats = torch.stack([interaction[f].float() for f in self.float_fields], dim=1) if self.float_fields else None
+        if self.interaction == "none":
+            return torch.cat(parts + ([floats] if floats is not None else []), dim=1)
+        vectors = torch.stack(parts, dim=1) if parts else None
+        if floats is not None:
+            scaled = floats.unsqueeze(-1) * self.float_vectors  # [batch, n_float, d]
+            vectors = scaled if vectors is None else torch.cat([vectors, scaled], dim=1)
+        gram = vectors @ vectors.transpose(1, 2)  # [batch, F, F]
+        return torch.cat([gram[:, self.pair_rows, self.pair_cols], vectors.flatten(1)], dim=1)
+
+
+def focal_loss(logits: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
+    """Binary focal loss (Lin et al. 2017) as LT4Rec's authors' ``FocalLoss``: positives
+    weighted ``alpha * (1 - p)^gamma``, negatives ``(1 - alpha) * p^gamma``; mean over rows."""
+    p = torch.sigmoid(logits)
+    positive = -alpha * (1 - p).pow(gamma) * F.logsigmoid(logits)
+    negative = -(1 - alpha) * p.pow(gamma) * F.logsigmoid(-logits)
+    return torch.where(labels > 0.5, positive, negative).mean()
 
 
 def mlp(in_dim: int, sizes, dropout: float) -> nn.Sequential:
@@ -110,7 +159,8 @@ class MultiTaskRecommender(AbstractRecommender):
         self.tasks = TaskSettings(config)
         check_labels(dataset, self.tasks.fields)
         self.device = config["device"]
-        self.features = FeatureInput(dataset, int(config["embedding_size"]), exclude=self.tasks.fields)
+        self.features = FeatureInput(dataset, int(config["embedding_size"]), exclude=self.tasks.fields,
+                                     interaction=self.tasks.feature_interaction)
         self.hidden_sizes = [int(s) for s in config["mlp_hidden_sizes"]]
         if not self.hidden_sizes:
             raise UserError("mlp_hidden_sizes is empty; give the MLP's layer sizes, e.g. [512,256,128]")
@@ -123,14 +173,20 @@ class MultiTaskRecommender(AbstractRecommender):
     def labels(self, interaction) -> tuple[Tensor, Tensor]:
         return interaction[self.tasks.click].float(), interaction[self.tasks.conversion].float()
 
+    def ctr_loss(self, logits: Tensor, click: Tensor) -> Tensor:
+        """The click task's loss on all exposures: BCE, or the focal loss (``ctr_loss: focal``)."""
+        if self.tasks.ctr_loss == "focal":
+            return focal_loss(logits, click, self.tasks.focal_alpha, self.tasks.focal_gamma)
+        return F.binary_cross_entropy_with_logits(logits, click)
+
     def task_losses(self, interaction, tasks=None) -> dict[int, Tensor]:
-        """Loss of each task: CTR = BCE on all exposures, CVR = BCE on the clicked ones."""
+        """Loss of each task: CTR (:meth:`ctr_loss`) on all exposures, CVR = BCE on the clicked ones."""
         tasks = [0, 1] if tasks is None else list(tasks)
         logits = self.task_logits(interaction, tasks)
         click, conversion = self.labels(interaction)
         losses = {}
         if 0 in tasks:
-            losses[0] = F.binary_cross_entropy_with_logits(logits[0], click)
+            losses[0] = self.ctr_loss(logits[0], click)
         if 1 in tasks:
             clicked = click > 0.5
             if clicked.any():
@@ -197,13 +253,13 @@ class ESMM(MultiTaskRecommender):
         return {t: self.nets[t](x).squeeze(-1) for t in (tasks if tasks is not None else (0, 1))}
 
     def task_losses(self, interaction, tasks=None):
-        """CTR = BCE(pCTR, click); CTCVR = BCE(pCTR * pCVR, click * conversion), both on all exposures."""
+        """CTR (:meth:`ctr_loss`) on pCTR; CTCVR = BCE(pCTR * pCVR, click * conversion), both on all exposures."""
         logits = self.task_logits(interaction)
         click, conversion = self.labels(interaction)
         p_ctr = torch.sigmoid(logits[0])
         p_ctcvr = (p_ctr * torch.sigmoid(logits[1])).clamp(1e-7, 1 - 1e-7)
         losses = {
-            0: F.binary_cross_entropy_with_logits(logits[0], click),
+            0: self.ctr_loss(logits[0], click),
             1: F.binary_cross_entropy(p_ctcvr, click * conversion),
         }
         return {t: losses[t] for t in (tasks if tasks is not None else (0, 1))}

@@ -2,11 +2,13 @@
 a SASRec-style sequential recommender with no item ID table.
 
 Every item is encoded from its content (:class:`~recbole_compress.content.dataset.TransRecDataset`):
-text through the all-MiniLM-L6-v2 sentence encoder (frozen and cached on disk by default,
-or its top ``text_finetune_layers`` trained), feature vectors (TikTok image/audio) as they
-are; each source has a learned projection to ``hidden_size``, and an item described by
-several sources is their mean. A Transformer over the encoded history gives the user
-vector; the score of an item is its dot product with the encoded item.
+text through the all-MiniLM-L6-v2 sentence encoder (frozen and cached on disk by default;
+or, :class:`~recbole_compress.content.text_tower.TextTower`, its top ``text_finetune_layers``
+trained and/or its token states pooled by the authors' trained attention pooling,
+``text_pooling: attention``), feature vectors (TikTok image/audio) as they are; each source
+has a learned projection to ``hidden_size``, and an item described by several sources is
+their mean. A Transformer over the encoded history gives the user vector; the score of an
+item is its dot product with the encoded item.
 
 Nothing in the model grows with the catalogue: the trainable part is the projections and
 the user encoder, so a model trained on one dataset loads into a model for another one
@@ -29,6 +31,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_compress.content.dataset import TEXT, TransRecDataset
+from recbole_compress.content.text_tower import POOLINGS, TextTower
 from recbole_compress.errors import UserError
 from recbole_compress.registry import register_model
 from recbole_compress.trainers.base import ProjectTrainerMixin
@@ -54,38 +57,6 @@ class ContentProjection(nn.Module):
         return self.linear(self.dropout(self.norm(x)))
 
 
-class TextTower(nn.Module):
-    """The sentence encoder with its top ``trainable_layers`` layers trained: mean pooling
-    and L2 normalisation as all-MiniLM-L6-v2 does, on the tokenised item texts (buffers)."""
-
-    def __init__(self, texts: list[str], max_length: int, trainable_layers: int):
-        super().__init__()
-        from recbole_compress.content.text import load_sentence_encoder
-
-        encoder = load_sentence_encoder(max_length)
-        self.bert = encoder[0].auto_model
-        layers = self.bert.encoder.layer
-        if not 0 < trainable_layers <= len(layers):
-            raise UserError(f"text_finetune_layers={trainable_layers} must be in 0..{len(layers)} (the encoder's layers)")
-        for p in self.bert.parameters():
-            p.requires_grad_(False)
-        for layer in layers[len(layers) - trainable_layers :]:
-            for p in layer.parameters():
-                p.requires_grad_(True)
-        tokens = encoder.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        self.register_buffer("input_ids", tokens["input_ids"], persistent=False)
-        self.register_buffer("attention_mask", tokens["attention_mask"], persistent=False)
-
-    def forward(self, ids):
-        mask = self.attention_mask[ids]
-        length = int(mask.sum(1).max())
-        mask = mask[:, :length]
-        hidden = self.bert(input_ids=self.input_ids[ids, :length], attention_mask=mask).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, p=2, dim=1)
-
-
 @register_model
 class TransRec(SequentialRecommender):
     """ID-free SASRec: items encoded from text and/or feature vectors."""
@@ -109,10 +80,15 @@ class TransRec(SequentialRecommender):
         self.register_buffer("modality", torch.from_numpy(content.modality()), persistent=False)
 
         self.finetune_layers = int(config["text_finetune_layers"] or 0)
+        self.text_pooling = str(config["text_pooling"] or "mean")
+        if self.text_pooling not in POOLINGS:
+            raise UserError(f"text_pooling={self.text_pooling} is not one of {', '.join(POOLINGS)}")
+        # the text goes through the model (not the on-disk vector cache) when anything of it learns
+        tower = content.texts is not None and (self.finetune_layers > 0 or self.text_pooling == "attention")
         dims = {name: matrix.shape[1] for name, matrix in content.features.items()}
         for name, matrix in content.features.items():
             self.register_buffer(f"content_{name}", torch.from_numpy(matrix), persistent=False)
-        if content.texts is not None and self.finetune_layers == 0:
+        if content.texts is not None and not tower:
             from recbole_compress.content.text import encode_texts
 
             with_text = [i for i, t in enumerate(content.texts) if t is not None]
@@ -123,8 +99,9 @@ class TransRec(SequentialRecommender):
             table = np.zeros((content.n_items, vectors.shape[1]), dtype=np.float32)
             table[with_text] = vectors
             self.register_buffer(f"content_{TEXT}", torch.from_numpy(table), persistent=False)
-        if content.texts is not None:
-            dims[TEXT] = 384  # all-MiniLM-L6-v2
+        if content.texts is not None:  # all-MiniLM-L6-v2: 384; attention pooling: heads x head size
+            dims[TEXT] = 384 if self.text_pooling == "mean" else \
+                int(config["text_attention_heads"]) * int(config["text_attention_head_size"])
 
         dropout = config["hidden_dropout_prob"]
         self.projections = nn.ModuleDict({s: ContentProjection(dims[s], self.hidden_size, dropout) for s in self.sources})
@@ -137,8 +114,12 @@ class TransRec(SequentialRecommender):
         self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=config["layer_norm_eps"])
         self.dropout = nn.Dropout(dropout)
         self.apply(self._init_weights)
-        if content.texts is not None and self.finetune_layers > 0:  # after _init_weights: keep MiniLM's weights
-            self.text_tower = TextTower([t or "" for t in content.texts], config["text_max_length"], self.finetune_layers)
+        if tower:  # after _init_weights: keep MiniLM's weights
+            self.text_tower = TextTower(
+                [t or "" for t in content.texts], config["text_max_length"], self.finetune_layers, self.text_pooling,
+                dropout=dropout, heads=int(config["text_attention_heads"]), head_size=int(config["text_attention_head_size"]),
+                query_size=int(config["text_attention_query_size"]),
+            )
         self._item_cache = None
         self.pretrained_report = load_pretrained(self, config["pretrained"]) if config["pretrained"] else None
 
@@ -154,7 +135,7 @@ class TransRec(SequentialRecommender):
 
     # -- item encoder ---------------------------------------------------------
     def _source_rows(self, source: str, ids):
-        if source == TEXT and self.finetune_layers > 0:
+        if source == TEXT and hasattr(self, "text_tower"):
             return self.text_tower(ids)
         return getattr(self, f"content_{source}")[ids]
 
@@ -171,10 +152,18 @@ class TransRec(SequentialRecommender):
             count[where] += 1
         return out / count.clamp(min=1)
 
-    def encode_items(self, ids):
-        """Item vectors for ids of any shape (each distinct item encoded once)."""
-        unique, inverse = ids.reshape(-1).unique(return_inverse=True)
-        return self._encode_unique(unique)[inverse].reshape(*ids.shape, self.hidden_size)
+    def encode_items(self, *ids):
+        """Item vectors for one or more id tensors of any shape, each distinct item encoded once
+        (in evaluation: rows of the cached catalogue). One tensor in, one out; several, a tuple."""
+        if not self.training:
+            table = self.all_items()
+            out = tuple(table[i] for i in ids)
+        else:
+            flat = torch.cat([i.reshape(-1) for i in ids])
+            unique, inverse = flat.unique(return_inverse=True)
+            rows = self._encode_unique(unique)[inverse]
+            out = tuple(part.reshape(*i.shape, self.hidden_size) for part, i in zip(rows.split([i.numel() for i in ids]), ids))
+        return out[0] if len(out) == 1 else out
 
     def all_items(self):
         """[n_items, hidden]; computed once per evaluation (cleared by train()/eval())."""
@@ -190,28 +179,45 @@ class TransRec(SequentialRecommender):
         return super().train(mode)
 
     # -- user encoder and scoring (SASRec) -------------------------------------
-    def forward(self, item_seq, item_seq_len):
+    def last_items(self, item_seq, item_seq_len):
+        """Histories cut to their last ``MAX_ITEM_LIST_LENGTH`` items: pre-built history lists
+        (benchmark files) reach the model at their own length, whatever that setting says."""
+        keep = self.max_seq_length
+        if item_seq.size(1) <= keep:
+            return item_seq, item_seq_len
+        positions = torch.arange(keep, device=item_seq.device)
+        start = (item_seq_len - keep).clamp(min=0)
+        cut = item_seq.gather(1, (start[:, None] + positions).clamp(max=item_seq.size(1) - 1))
+        length = item_seq_len.clamp(max=keep)
+        return cut * (positions < length[:, None]), length
+
+    def forward(self, item_seq, item_seq_len, seq_items=None):
+        """The user vector; ``seq_items``: the history's item vectors when already encoded."""
+        if seq_items is None:
+            item_seq, item_seq_len = self.last_items(item_seq, item_seq_len)
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device).unsqueeze(0).expand_as(item_seq)
-        input_emb = self.encode_items(item_seq) + self.position_embedding(position_ids)
+        seq_items = self.encode_items(item_seq) if seq_items is None else seq_items
+        input_emb = seq_items + self.position_embedding(position_ids)
         input_emb = self.dropout(self.LayerNorm(input_emb))
         output = self.trm_encoder(input_emb, self.get_attention_mask(item_seq), output_all_encoded_layers=True)[-1]
         return self.gather_indexes(output, item_seq_len - 1)
 
     def calculate_loss(self, interaction):
-        seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        item_seq, item_seq_len = self.last_items(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
         pos_items = interaction[self.POS_ITEM_ID]
         if self.loss_type == "CE":
-            logits = seq_output @ self.all_items().T
+            logits = self.forward(item_seq, item_seq_len) @ self.all_items().T
             logits[:, 0] = float("-inf")  # [PAD] is never a target
             return F.cross_entropy(logits, pos_items)
         # BCE with uniformly sampled negatives (the paper); a draw equal to the positive is moved
         neg = torch.randint(1, self.n_items, (len(pos_items), self.neg_samples), device=pos_items.device)
         neg = torch.where(neg == pos_items[:, None], neg % (self.n_items - 1) + 1, neg)
-        items = self.encode_items(torch.cat([pos_items[:, None], neg], dim=1))
-        logits = (seq_output.unsqueeze(1) * items).sum(-1)
+        seq_items, items = self.encode_items(item_seq, torch.cat([pos_items[:, None], neg], dim=1))
+        logits = (self.forward(item_seq, item_seq_len, seq_items).unsqueeze(1) * items).sum(-1)
+        # mean over the positives plus mean over the negatives (the authors' two BCEWithLogitsLoss terms)
         pos_loss = F.binary_cross_entropy_with_logits(logits[:, 0], torch.ones_like(logits[:, 0]))
-        neg_loss = F.binary_cross_entropy_with_logits(logits[:, 1:], torch.zeros_like(logits[:, 1:]), reduction="none")
-        return pos_loss + neg_loss.sum(1).mean()
+        neg_loss = F.binary_cross_entropy_with_logits(logits[:, 1:], torch.zeros_like(logits[:, 1:]))
+        return pos_loss + neg_loss
 
     def predict(self, interaction):
         seq_output = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
@@ -236,10 +242,12 @@ class TransRec(SequentialRecommender):
             "items": int(self.n_items - 1),
             "items_by_source": dict(self.n_by_source),
             "item_encoder_parameters": int(item_encoder + (count(text_tower) if text_tower is not None else 0)),
+            "text_pooling": self.text_pooling if TEXT in self.sources else None,
+            "text_pooling_parameters": int(text_tower.pooling_parameters() if text_tower is not None else 0),
             "user_encoder_parameters": int(user_encoder),
             "catalogue_parameters": 0,
             "text_encoder_parameters": int(text_encoder_parameter_count() if TEXT in self.sources else 0),
-            "text_encoder_trainable_parameters": int(count(text_tower) if text_tower is not None else 0),
+            "text_encoder_trainable_parameters": int(text_tower.encoder_parameters() if text_tower is not None else 0),
             "content_cache_bytes": int(content_bytes),
             "sasrec_item_table_parameters": int(self.n_items * self.hidden_size),
             "loss_type": self.loss_type,
@@ -289,14 +297,16 @@ def load_pretrained(model: TransRec, path) -> dict:
     if not any(k.startswith("trm_encoder.") for k in tensors) or not any(k.startswith("projections.") for k in tensors):
         raise UserError(f"pretrained={path} is not a TransRec model (no projections/trm_encoder weights); pre-train with --model=TransRec")
     own = model.state_dict()
+    tower = sorted(k for k in tensors if k.startswith("text_tower.") and k not in own)
+    if tower:  # before the projections: their sizes follow from the pooling
+        raise UserError(f"pretrained={path} trained part of its text encoder ('{tower[0]}'); set text_finetune_layers "
+                        "and text_pooling as in pre-training")
     state, skipped = {}, []
     for key, value in tensors.items():
         if key not in own:
             if _source_of(key) is not None:
                 skipped.append(key)
                 continue
-            if key.startswith("text_tower."):
-                raise UserError(f"pretrained={path} fine-tuned the text encoder's top layers; set text_finetune_layers as in pre-training")
             raise UserError(f"pretrained={path} has weight '{key}' that this TransRec lacks; set n_layers/n_heads as in pre-training")
         want = own[key].shape
         if value.shape != want:

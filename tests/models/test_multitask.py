@@ -124,3 +124,90 @@ def test_predictions_are_probabilities_and_ctcvr_is_their_product(data, name):
     assert torch.allclose(model.predict(batch), p_ctr * p_cvr)
     losses = model.task_losses(batch)
     assert set(losses) == {0, 1} and all(torch.isfinite(v) for v in losses.values())
+
+
+def test_dot_interaction_input_is_pairwise_dot_products_then_flattened_vectors(data):
+    """feature_interaction=dot: the distinct entries of the fields' Gram matrix (token, token_seq
+    and float fields as vectors), then the vectors flattened."""
+    from recbole_compress.models.multitask import FeatureInput
+
+    config, train, _, test = data
+    torch.manual_seed(0)
+    dot = FeatureInput(train.dataset, 4, exclude=["click", "purchase"], interaction="dot")
+    assert dot.float_fields and dot.token_fields  # the sample has both kinds
+    n = len(dot.embeddings) + len(dot.float_fields)
+    assert dot.output_dim == n * (n + 1) // 2 + 4 * n
+    batch = next(iter(test))
+    out = dot(batch)
+    assert out.shape == (len(batch), dot.output_dim)
+    vectors = dot.field_vectors(batch) + [batch[f].float().unsqueeze(-1) * dot.float_vectors[i]
+                                         for i, f in enumerate(dot.float_fields)]
+    pairs = [(vectors[i] * vectors[j]).sum(-1) for i in range(n) for j in range(i, n)]
+    torch.testing.assert_close(out, torch.cat([torch.stack(pairs, 1), torch.cat(vectors, 1)], 1))
+    concat = FeatureInput(train.dataset, 4, exclude=["click", "purchase"])
+    assert concat.output_dim == 4 * len(concat.embeddings) + len(concat.float_fields)
+    out.sum().backward()  # gradients reach the float fields' vectors
+    assert dot.float_vectors.grad is not None and dot.float_vectors.grad.abs().sum() > 0
+
+
+def test_focal_loss_weights_easy_examples_down():
+    from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+    from recbole_compress.models.multitask import focal_loss
+
+    logits = torch.tensor([3.0, -3.0, 0.2, -0.1])
+    labels = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    p = torch.sigmoid(logits)
+    expected = torch.stack([-0.75 * (1 - p[0]) ** 2 * torch.log(p[0]), -0.25 * p[1] ** 2 * torch.log(1 - p[1]),
+                            -0.25 * p[2] ** 2 * torch.log(1 - p[2]), -0.75 * (1 - p[3]) ** 2 * torch.log(p[3])]).mean()
+    torch.testing.assert_close(focal_loss(logits, labels, 0.75, 2.0), expected)
+    # gamma 0 and alpha 1/2: half the binary cross-entropy
+    torch.testing.assert_close(focal_loss(logits, labels, 0.5, 0.0), 0.5 * bce(logits, labels))
+    # the confident correct rows count far less than under BCE
+    assert focal_loss(logits[:2], labels[:2], 0.5, 2.0) < 0.01 * bce(logits[:2], labels[:2])
+
+
+@pytest.mark.parametrize("name", ["SharedBottom", "ESMM", "LT4Rec"])
+def test_paper_preset_builds_every_model_with_focal_ctr_loss(data, name):
+    """properties/paper/lt4rec.yaml: dot input, focal CTR loss, CVR weighted 1.5, for the baselines too."""
+    from recbole_compress.models.multitask import focal_loss
+
+    paper, ptrain, _, ptest = load_with_files(name, Path(data[0]["data_path"]).parent, ["properties/paper/lt4rec.yaml"])
+    assert paper["feature_interaction"] == "dot" and paper["ctr_loss"] == "focal"
+    assert paper["task_weights"] == [1.0, 1.5] and paper["focal_alpha"] == 0.75
+    torch.manual_seed(0)
+    model = get_model(name)(paper, ptrain.dataset)
+    assert model.features.interaction == "dot"
+    batch = next(iter(ptest))
+    logits = model.task_logits(batch, [0])[0]
+    torch.testing.assert_close(model.task_losses(batch, [0])[0] if name != "ESMM" else model.task_losses(batch)[0],
+                               focal_loss(logits, batch["click"].float(), 0.75, 2.0))
+
+
+def load_with_files(name, root, files):
+    """``load`` with property files (the packaged ones found by their properties/... path)."""
+    import sys
+
+    from recbole.data import create_dataset
+    from recbole.utils import init_seed
+
+    from recbole_compress import Config
+    from recbole_compress.data.multitask import multitask_data_preparation
+    from tests.multitask_helpers import TINY_MT
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["pytest"])
+        config = Config(model=name, dataset="ali-ccp-sample", config_file_list=files,
+                        config_dict={"data_path": str(root), **TINY_MT})
+        init_seed(config["seed"], config["reproducibility"])
+        loaders = multitask_data_preparation(config, create_dataset(config))
+    return (config, *loaders)
+
+
+def test_paper_preset_keys_are_known():
+    from recbole_compress.config_keys import check_keys
+    from recbole_compress.property_files import load_yaml, resolve_property_file
+
+    preset = load_yaml(resolve_property_file("properties/paper/lt4rec.yaml"))
+    check_keys(preset, strict=True)  # a misspelled key would be silently ignored
+    assert (preset["prune_rounds"], preset["target_sparsity"], preset["mlp_hidden_sizes"]) == (4, 0.8, [512, 256, 128])

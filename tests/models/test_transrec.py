@@ -140,9 +140,15 @@ def _write_renamed_slice(shared, tmp_path, name, users, prefix):
     (folder / f"{name}.text").write_text("\n".join([text[0]] + [rename(line) for line in text[1:]]) + "\n")
 
 
+ATTENTION = {"text_pooling": "attention", "text_attention_heads": 2, "text_attention_head_size": 4,
+             "text_attention_query_size": 8}
+
+
 @text_encoder_installed
-def test_pretrained_model_loads_into_another_dataset(tmp_path, shared_datasets_dir, text_cache, one_thread):
-    source, train, _ = _model(_scientific_dir(tmp_path, shared_datasets_dir), "sci", text_cache_dir=str(text_cache))
+@pytest.mark.parametrize("pooling", [{}, ATTENTION], ids=["mean", "attention"])
+def test_pretrained_model_loads_into_another_dataset(tmp_path, shared_datasets_dir, text_cache, one_thread, pooling):
+    source, train, _ = _model(_scientific_dir(tmp_path, shared_datasets_dir), "sci", text_cache_dir=str(text_cache),
+                              **pooling)
     _train_steps(source, _first_batch(train), steps=5)
     path = tmp_path / "pre" / "model.pt"
     save_artifact(export_model(source), path)
@@ -150,7 +156,7 @@ def test_pretrained_model_loads_into_another_dataset(tmp_path, shared_datasets_d
 
     _write_renamed_slice(shared_datasets_dir, tmp_path, "other", range(100, 130), "x")
     target, train_b, test_b = _model(tmp_path, "other", text_cache_dir=str(text_cache), pretrained=str(path.parent),
-                                     MAX_ITEM_LIST_LENGTH=10)
+                                     MAX_ITEM_LIST_LENGTH=10, **pooling)
     assert target.n_items != source.n_items
     for key, value in source.state_dict().items():
         mine = target.state_dict()[key]
@@ -159,6 +165,9 @@ def test_pretrained_model_loads_into_another_dataset(tmp_path, shared_datasets_d
     assert target.pretrained_report["fresh"] == [] and target.pretrained_report["loaded"] == len(source.state_dict())
     target.eval()
     assert target.full_sort_predict(_first_batch(test_b)[0]).shape[1] == target.n_items
+    if pooling:  # the trained pooling is part of the model: a model without it cannot take it
+        with pytest.raises(UserError, match="text_pooling as in pre-training"):
+            _model(tmp_path, "other", text_cache_dir=str(text_cache), pretrained=str(path.parent), MAX_ITEM_LIST_LENGTH=10)
 
 
 def _scientific_dir(tmp_path, shared):
@@ -234,11 +243,103 @@ def test_text_finetuning_trains_only_the_top_layers(tmp_path, shared_datasets_di
     with torch.no_grad():  # untrained, the tower gives the cached frozen vectors
         torch.testing.assert_close(tuned.text_tower(ids), frozen.content_text[ids], atol=1e-5, rtol=1e-4)
     trainable = {n for n, p in tuned.text_tower.named_parameters() if p.requires_grad}
-    assert trainable and all(".layer.5." in n for n in trainable)
+    assert trainable and all(n.startswith("top.0.") for n in trainable) and len(tuned.text_tower.top) == 1
     before = {n: p.clone() for n, p in tuned.text_tower.named_parameters()}
     first, last = _train_steps(tuned, _first_batch(train), steps=3, lr=1e-3)
     changed = {n for n, p in tuned.text_tower.named_parameters() if not torch.equal(p, before[n])}
     assert changed == trainable and np.isfinite(last)  # gradients reach the top layer, and only it
     assert tuned.accounting()["text_encoder_trainable_parameters"] == sum(
         p.numel() for p in tuned.text_tower.parameters() if p.requires_grad)
-    assert any(k.startswith("text_tower.bert.encoder.layer.5.") for k in export_model(tuned)["tensors"])
+    exported = export_model(tuned)["tensors"]
+    assert any(k.startswith("text_tower.top.0.") for k in exported)  # the fine-tuned layer travels with the model
+    assert not any(k.startswith("text_tower.") and "top." not in k for k in exported)  # the frozen bottom does not
+
+
+def test_attention_pooling_ignores_padding_and_learns():
+    from recbole_compress.content.text_tower import AttentionPooling
+
+    torch.manual_seed(0)
+    pool = AttentionPooling(12, heads=2, head_size=3, query_size=5, dropout=0.0).eval()
+    states = torch.randn(2, 4, 12)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    out = pool(states, mask)
+    assert out.shape == (2, 6)
+    garbage = states.clone()
+    garbage[0, 3] = 100.0
+    garbage[1, 2:] = -50.0
+    torch.testing.assert_close(pool(garbage, mask), out)  # padded tokens change nothing
+    torch.testing.assert_close(pool(states[1:, :2], mask[1:, :2]), out[1:])  # nor does the padded length
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in pool.parameters())
+
+
+@text_encoder_installed
+@pytest.mark.parametrize("layers", [0, 1])
+def test_attention_pooled_text_trains_pooling_and_top_layers_only(tmp_path, shared_datasets_dir, text_cache, one_thread, layers):
+    """text_pooling=attention: the authors' head over the token states; frozen (0) or with the top layer trained."""
+    scientific_slice(shared_datasets_dir, tmp_path, users=6, history=3)
+    model, train, test = _model(tmp_path, "sci", text_cache_dir=str(text_cache), text_pooling="attention",
+                                text_finetune_layers=layers, text_attention_heads=2, text_attention_head_size=4,
+                                text_attention_query_size=8)
+    tower = model.text_tower
+    assert tower.output_dim == 8 and model.projections["text"].in_dim == 8 and len(tower.top) == layers
+    trainable = {n for n, p in tower.named_parameters() if p.requires_grad}
+    assert {n for n in trainable if not n.startswith("pool.")} == {f"top.{n}" for n, _ in tower.top.named_parameters()}
+    before = {n: p.clone() for n, p in tower.named_parameters()}
+    first, last = _train_steps(model, _first_batch(train), steps=4, lr=1e-3)
+    changed = {n for n, p in tower.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == trainable and np.isfinite(last)
+    acc = model.accounting()
+    assert acc["text_pooling"] == "attention" and acc["text_pooling_parameters"] == tower.pooling_parameters() > 0
+    assert acc["text_encoder_trainable_parameters"] == tower.encoder_parameters()
+    assert (acc["text_encoder_trainable_parameters"] > 0) == (layers > 0)
+    model.eval()
+    batch = _first_batch(test)[0]
+    scores = model.full_sort_predict(batch)
+    np.testing.assert_allclose(model.predict(batch).detach(), scores[torch.arange(len(batch)), batch["item_id"]].detach(),
+                               rtol=1e-4, atol=1e-5)
+    exported = _no_catalogue_tensors(model)["tensors"]  # no token-state table travels with the model
+    assert any(k.startswith("text_tower.pool.") for k in exported)
+
+
+def test_bce_loss_is_mean_over_positives_plus_mean_over_negatives(tmp_path, shared_datasets_dir, one_thread):
+    tiktok_slice(shared_datasets_dir, tmp_path)
+    model, train, _ = _model(tmp_path, "tt", neg_samples=5)
+    model.eval()  # no dropout: the loss depends only on the sampled negatives
+    batch = _first_batch(train)
+    torch.manual_seed(3)
+    loss = model.calculate_loss(batch)
+    torch.manual_seed(3)
+    pos = batch["item_id"]
+    neg = torch.randint(1, model.n_items, (len(pos), 5))
+    neg = torch.where(neg == pos[:, None], neg % (model.n_items - 1) + 1, neg)
+    with torch.no_grad():
+        user = model.forward(batch["item_id_list"], batch["item_length"])
+        table = model.all_items()
+        pos_logit = (user * table[pos]).sum(-1)
+        neg_logit = (user.unsqueeze(1) * table[neg]).sum(-1)
+    expected = -torch.nn.functional.logsigmoid(pos_logit).mean() - torch.nn.functional.logsigmoid(-neg_logit).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_paper_preset_keys_are_known_and_match_the_authors():
+    from recbole_compress.config_keys import check_keys
+    from recbole_compress.property_files import load_yaml, resolve_property_file
+
+    preset = load_yaml(resolve_property_file("properties/paper/transrec.yaml"))
+    check_keys(preset, strict=True)  # a misspelled key would be silently ignored
+    assert preset["text_pooling"] == "attention" and preset["text_finetune_layers"] >= 1
+    assert (preset["n_layers"], preset["hidden_size"], preset["hidden_dropout_prob"], preset["neg_samples"]) == (4, 256, 0.1, 5)
+    assert preset["learning_rate"] == 1e-4 and preset["loss_type"] == "BCE"
+
+
+def test_longer_histories_keep_their_last_items(tmp_path, shared_datasets_dir, one_thread):
+    """Pre-built history lists longer than MAX_ITEM_LIST_LENGTH are cut to their last items."""
+    tiktok_slice(shared_datasets_dir, tmp_path)
+    model, _, _ = _model(tmp_path, "tt", MAX_ITEM_LIST_LENGTH=3)
+    seq = torch.tensor([[5, 6, 7, 8, 9, 0], [5, 6, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    cut, length = model.last_items(seq, torch.tensor([5, 2, 6]))
+    assert cut.tolist() == [[7, 8, 9], [5, 6, 0], [4, 5, 6]] and length.tolist() == [3, 2, 3]
+    model.eval()
+    with torch.no_grad():  # the model sees only what it keeps
+        torch.testing.assert_close(model.forward(seq, torch.tensor([5, 2, 6])), model.forward(cut, length))

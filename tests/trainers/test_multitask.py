@@ -94,6 +94,10 @@ def test_evaluation_subsets_match_sklearn(root, tmp_path, one_thread):
         ({"mask_selection": "worst"}, ["mask_selection"]),
         ({"task_weights": [1.0]}, ["task_weights"]),
         ({"valid_metric": "recall@10"}, ["valid_metric", "cvr_auc"]),
+        ({"ctr_loss": "hinge"}, ["ctr_loss", "focal"]),
+        ({"focal_alpha": 1.5}, ["focal_alpha", "[0, 1]"]),
+        ({"focal_gamma": -1}, ["focal_gamma"]),
+        ({"feature_interaction": "cross"}, ["feature_interaction", "dot"]),
     ],
 )
 def test_bad_settings_fail_before_loading(root, extra, words):
