@@ -28,10 +28,13 @@ def ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def import_ray():
-    """``(ray, ray.tune)``; a one-line error when Ray Tune is not installed.
-    Ray reads the uv-hook setting when it is imported: call this before anything imports ray."""
+def import_ray(joining: bool = False):
+    """``(ray, ray.tune)``; a one-line error when Ray Tune is not installed. Ray reads
+    the uv-hook and authentication settings when it is imported: call this before
+    anything imports ray (``joining``: a cluster will be joined)."""
     os.environ.setdefault(UV_HOOK, "0")
+    if joining:
+        _token_mode_if_token()
     try:
         import ray
         from ray import tune
@@ -46,7 +49,7 @@ def init_ray(address: str | None = None, threads: int = 1, num_cpus: int | None 
     """Join the cluster at ``address`` (``auto`` or host:port), else start a local one
     with ``num_cpus`` (default: this machine's). Every worker of this job runs with
     ``threads`` BLAS/OpenMP threads. Returns the ray module."""
-    ray, _ = import_ray()
+    ray, _ = import_ray(joining=bool(address))
     if ray.is_initialized():
         return ray
     threads = str(max(1, int(threads)))
@@ -60,9 +63,15 @@ def init_ray(address: str | None = None, threads: int = 1, num_cpus: int | None 
         else:
             ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, runtime_env=env, **quiet)
     except ConnectionError as err:
-        raise UserError(
-            f"no Ray cluster at {address} ({_first_line(err)}); start one with `ray start --head` "
-            f"(see {DOCS}) or drop --ray-address to run on a local Ray"
+        if address == "auto":
+            raise UserError(
+                f"no Ray cluster found for --ray-address=auto ({_first_line(err)}); start one with `ray start --head` "
+                f"(see {DOCS}) or drop --ray-address to run on a local Ray"
+            ) from None
+        raise UserError(  # the port answered (reachable), so the cluster refused this driver
+            f"the Ray cluster at {address} refused this driver ({_first_line(err)}); with token authentication "
+            "every node and driver needs the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN) and "
+            f"RAY_AUTH_MODE=token (see {DOCS})"
         ) from None
     except RuntimeError as err:  # version mismatch, Ray's uv hook when switched back on, ...
         raise UserError(f"Ray could not start or join the cluster: {_first_line(err)} (see {DOCS})") from None
@@ -86,6 +95,17 @@ def reachable(address: str, timeout: float = 5.0) -> None:
             f"no Ray cluster at {address} ({err.strerror or type(err).__name__}); start one with "
             f"`ray start --head --port={port}` (see {DOCS}) or drop --ray-address to run on a local Ray"
         ) from None
+
+
+def _token_mode_if_token() -> None:
+    """`ray start --head` turns token authentication on when ~/.ray/auth_token exists and
+    RAY_AUTH_MODE is unset, but a driver joining the cluster does not (Ray 2.60): do as
+    the head did, so a driver on a machine of the cluster joins it."""
+    from pathlib import Path
+
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or
+                                              (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def check_workers(ray, address: str, timeout: float = PROBE_TIMEOUT_S) -> dict:

@@ -36,7 +36,7 @@ def import_ray(local: bool = True):
     """``(ray, ray.tune)`` (see :func:`recbole_compress.ray_cluster.import_ray`)."""
     from recbole_compress.ray_cluster import import_ray as load
 
-    return load()
+    return load(joining=not local)
 
 
 @dataclass
@@ -181,7 +181,7 @@ def run_search(
     """
     spec = load_search_file(search_file)
     settings: SearchSettings = spec.settings.update(flags or {}, "the command line").finish(f"{spec.path} and the command line")
-    ray, tune = import_ray()
+    ray, tune = import_ray(local=not settings.ray_address)
     from recbole_compress.property_files import resolve_property_file
 
     config_files = [str(Path(resolve_property_file(f)).resolve()) for f in (config_files or [])]

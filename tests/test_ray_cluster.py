@@ -82,3 +82,23 @@ def test_driver_started_outside_the_project_directory(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, env={**env, UV_HOOK: "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "is not in the working_dir" in done.stderr
     assert "Ray could not start or join the cluster" in done.stderr
+
+
+def test_a_driver_joining_a_cluster_uses_the_token_the_head_uses(tmp_path, monkeypatch):
+    """`ray start --head` turns token authentication on when ~/.ray/auth_token exists; a
+    driver joining it must too (Ray 2.60 leaves it off, and the cluster refuses it)."""
+    pytest.importorskip("ray")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    import_ray(joining=True)
+    assert "RAY_AUTH_MODE" not in os.environ  # no token: nothing to use
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("x" * 32)
+    import_ray(joining=False)
+    assert "RAY_AUTH_MODE" not in os.environ  # a local Ray decides for itself
+    import_ray(joining=True)
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    import_ray(joining=True)
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"  # the user's choice stands
