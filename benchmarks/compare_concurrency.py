@@ -3,10 +3,11 @@
     uv run python benchmarks/compare_concurrency.py [--dataset=ml-100k] [--backbone=LightGCN]
         [--budgets=0.2,0.05] [--methods=LTH,CERP,QR] [--cpus=2] [--reference=DIR/compare.csv] [--key=value ...]
 
-Runs the same comparison twice, each time on a fresh local Ray with ``--cpus`` CPUs and one
-CPU (one thread) per cell: first one cell at a time, then two. Prints the wall times and
-their ratio, and whether the two tables (and ``--reference``, e.g. a comparison resumed
-after its head node died) hold the same test metrics. ``--key=value`` are config keys of
+Runs the same comparison several times, each on a fresh local Ray with ``--cpus`` CPUs and
+one CPU (one thread) per cell, with 1 or 2 cells at once in the ``--order`` given (e.g.
+2,1,1,2 to even out a load that drifts). Prints the wall times and the speed-up, and
+whether every table (and ``--reference``, e.g. a comparison resumed after its head node
+died) holds the same test metrics. ``--key=value`` are config keys of
 every cell (e.g. ``--epochs=8``).
 """
 
@@ -30,6 +31,7 @@ def main():
     parser.add_argument("--methods", default="LTH,CERP,QR")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--reference", default=None, help="a compare.csv whose test metrics must match")
+    parser.add_argument("--order", default="1,2", help="cells at once, in the order run (e.g. 2,1,1,2: each twice)")
     args, overrides = parse_with_overrides(parser)
     import os
     import shutil
@@ -46,8 +48,8 @@ def main():
     budgets = [float(b) for b in args.budgets.split(",")]
     methods = args.methods.split(",")
     walls, tables = {}, {}
-    for concurrent in (1, 2):
-        folder = out / f"concurrent-{concurrent}"
+    for run, concurrent in enumerate(int(c) for c in args.order.split(",")):
+        folder = out / f"run{run}-concurrent-{concurrent}"
         shutil.rmtree(folder, ignore_errors=True)  # every cell trains
         folder.mkdir(parents=True)
         os.chdir(folder)
@@ -55,20 +57,24 @@ def main():
         started = time.perf_counter()
         run_comparison(args.dataset, args.backbone, budgets, methods, folder / "cmp", config_dict=overrides,
                        runner=RayRunner(cpu=1, max_concurrent=concurrent))
-        walls[concurrent] = time.perf_counter() - started
+        walls.setdefault(concurrent, []).append(time.perf_counter() - started)
         ray.shutdown()
-        tables[concurrent] = metrics_of(folder / "cmp" / "compare.csv")
+        tables[run] = metrics_of(folder / "cmp" / "compare.csv")
     cells = 1 + len(budgets) * len(methods)
     print(f"\n{args.backbone} on {args.dataset}: {len(methods)} methods x {len(budgets)} budgets + dense = {cells} cells; "
           f"local Ray with {args.cpus} CPUs, 1 CPU (1 thread) per cell; {os.cpu_count()} cores on this machine")
-    print("| cells at once | wall s | vs 1 at once |")
-    print("|---|---|---|")
-    for concurrent, wall in walls.items():
-        print(f"| {concurrent} | {wall:.1f} | {walls[1] / wall:.2f}x |")
-    same = tables[1] == tables[2]
-    print(f"same test metrics with 1 and 2 at once: {same}")
+    print(f"runs in order: {args.order}")
+    print("| cells at once | wall s (each run) | mean wall s | speed-up vs 1 at once |")
+    print("|---|---|---|---|")
+    mean = {c: sum(w) / len(w) for c, w in walls.items()}
+    for concurrent in sorted(walls):
+        each = ", ".join(f"{w:.1f}" for w in walls[concurrent])
+        speedup = f"{mean[1] / mean[concurrent]:.2f}x" if 1 in mean else ""
+        print(f"| {concurrent} | {each} | {mean[concurrent]:.1f} | {speedup} |")
+    same = all(t == tables[0] for t in tables.values())
+    print(f"same test metrics in every run: {same}")
     if reference:
-        print(f"same test metrics as {reference}: {metrics_of(reference) == tables[1]}")
+        print(f"same test metrics as {reference}: {metrics_of(reference) == tables[0]}")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ def main():
     parser.add_argument("--num_samples", type=int, default=12)
     parser.add_argument("--search_file", default="properties/tune/lth.yaml")
     parser.add_argument("--max_concurrent", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=None, help="search algorithm seed (default: the config's seed)")
     args, overrides = parse_with_overrides(parser)
-    out = (REPO / "benchmarks" / "out" / f"search-objectives-{args.dataset}") if args.out is None else args.out
     import os
     import sys
+    from pathlib import Path
+
+    out = Path(args.out or REPO / "benchmarks" / "out" / f"search-objectives-{args.dataset}").resolve()
 
     sys.argv = sys.argv[:1]  # RecBole's Config reads --key=value from sys.argv
     from recbole_compress.pareto import dominated_share, hypervolume
@@ -42,7 +45,7 @@ def main():
     results = {}
     try:
         for objective in ("validation", "pareto"):
-            flags = {"num_samples": args.num_samples, "objective": objective, "scheduler": "fifo",
+            flags = {"num_samples": args.num_samples, "objective": objective, "scheduler": "fifo", "seed": args.seed,
                      "max_concurrent": args.max_concurrent, "storage_path": str(out), "name": objective}
             started = time.time()
             results[objective] = run_search(args.model, args.dataset, REPO / args.search_file,
@@ -54,7 +57,7 @@ def main():
     dense = next(float(r["dense_model_bytes"]) for res in results.values() for r in res["rows"] if r.get("dense_model_bytes"))
     print(f"\n{args.model} on {args.dataset}: {args.num_samples} trials per search, {metric} vs exported bytes; "
           f"hypervolume reference: dense model ({dense:,.0f} bytes), metric 0")
-    print("| objective | finished | front points | hypervolume | its front dominated by the other's | wall s |")
+    print("| objective | finished | distinct front points | hypervolume | its front dominated by the other's | wall s |")
     print("|---|---|---|---|---|---|")
     summary = {}
     for objective, other in (("validation", "pareto"), ("pareto", "validation")):
@@ -62,7 +65,7 @@ def main():
         volume = hypervolume(rows, metric, dense)
         beaten = dominated_share(rows, results[other]["rows"], metric)
         finished = sum(r["status"] == "finished" for r in rows)
-        front = sum(bool(r.get("pareto")) for r in rows)
+        front = len({(r[metric], r["model_bytes"]) for r in rows if r.get("pareto")})  # trials on one point count once
         summary[objective] = {"finished": finished, "front_points": front, "hypervolume": volume,
                               "dominated_by_other": beaten, "wall_s": res["bench_wall_s"]}
         print(f"| {objective} | {finished} | {front} | {volume:.4f} | "

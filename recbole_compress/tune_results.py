@@ -124,7 +124,7 @@ def write_results(exp_dir, rows, model, dataset, metric, bigger, settings, confi
         "wall_time_s": round(wall, 1),
         "objective": settings.objective,
         "budget": settings.budget,
-        "front_points": sum(bool(r.get("pareto")) for r in rows),
+        "front_points": len({(r[key], r[SIZE_KEY]) for r in rows if r.get("pareto")}),  # distinct points
         "hypervolume": None if volume is None else round(volume, 6),
         "pareto_csv": str(exp_dir / PARETO_CSV),
         "pareto_png": str(exp_dir / PARETO_PNG),

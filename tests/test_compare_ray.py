@@ -22,7 +22,7 @@ def on_ray(tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.chdir(out)
-            first = run_comparison("ml-100k", "BPR", [0.1], ["LTH"], out / "cmp", config_dict=SETTINGS,
+            first = run_comparison("ml-100k", "BPR", [0.1], ["QR"], out / "cmp", config_dict=SETTINGS,
                                    seeds=[1, 2], runner=RayRunner(cpu=1, max_concurrent=2))
     finally:
         ray.shutdown()
@@ -33,12 +33,12 @@ def test_cells_run_as_ray_tasks_once_per_seed(on_ray):
     out = on_ray["out"]
     cells = list(csv.DictReader(open(out / "cells.csv")))
     assert [(c["cell"], c["status"]) for c in cells] == [
-        ("dense-seed1", "finished"), ("dense-seed2", "finished"), ("LTH-b0.1-seed1", "finished"), ("LTH-b0.1-seed2", "finished")]
+        ("dense-seed1", "finished"), ("dense-seed2", "finished"), ("QR-b0.1-seed1", "finished"), ("QR-b0.1-seed2", "finished")]
     assert {c["node"] for c in cells} == {"head"} and all(c["node_id"] for c in cells)
     # RecBole's logs went into each cell's folder (the task ran there), not into the driver's directory
     assert all(any((out / "cells" / c["cell"] / "log").iterdir()) for c in cells)
     rows = {r["method"]: r for r in csv.DictReader(open(out / "compare.csv"))}
-    assert rows["LTH"]["n_seeds"] == "2" and float(rows["LTH"]["test_mrr@10_sd"]) >= 0
+    assert rows["QR"]["n_seeds"] == "2" and float(rows["QR"]["test_mrr@10_sd"]) >= 0
     assert "±" in (out / "compare.md").read_text()
 
 
@@ -46,7 +46,7 @@ def test_finished_comparison_resumes_without_starting_ray(on_ray, capsys):
     from recbole_compress.compare_ray import RayRunner
 
     before = (on_ray["out"] / "compare.csv").read_text()
-    run_comparison("ml-100k", "BPR", [0.1], ["LTH"], on_ray["out"], config_dict=SETTINGS, seeds=[1, 2],
+    run_comparison("ml-100k", "BPR", [0.1], ["QR"], on_ray["out"], config_dict=SETTINGS, seeds=[1, 2],
                    runner=RayRunner())
     assert capsys.readouterr().out.count("[finished earlier]") == 4
     assert not on_ray["ray"].is_initialized()

@@ -150,7 +150,7 @@ config: {epochs: 1}
         # the two objectives that aim at the front: Optuna's multi-objective TPE, and a byte budget
         aims = write(root, """
 prune_rate: {choice: [0.3, 0.6]}
-search: {num_samples: 2, startup_trials: 1, cpu: 1}
+search: {num_samples: 1, startup_trials: 1, cpu: 1}
 config: {prune_rounds: 1, ticket_select: sparsest}
 """, "aims.yaml")
         pareto = run_search("BPR_LTH", "ml-100k", aims, overrides=dict(TINY), flags={**flags, "name": "pareto"})
@@ -211,7 +211,7 @@ def test_failing_trial_is_recorded_not_fatal(search):
 
 def test_search_aims_at_the_front(search):
     result = search["pareto"]
-    assert result["objective"] == "pareto" and result["statuses"] == {"finished": 2}
+    assert result["objective"] == "pareto" and result["statuses"] == {"finished": 1}
     assert result["front_points"] >= 1 and result["hypervolume"] is not None and result["hypervolume"] > 0
     saved = json.loads((search["root"] / "ray" / "pareto" / "search.json").read_text())
     assert saved["hypervolume"] == result["hypervolume"]
