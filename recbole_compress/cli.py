@@ -59,6 +59,17 @@ def configure_compare(parser) -> None:
     parser.add_argument("--strict", action="store_true", help="an unknown config key is an error, not a warning")
     parser.add_argument("--report", action="store_true",
                         help="train nothing: write the table, plot and Pareto front from the finished cells")
+    parser.add_argument("--seeds", default=None,
+                        help="run every cell once per seed, e.g. 2020,2021,2022: the table reports mean +- sd")
+    cells = parser.add_argument_group("where the cells run (Ray tasks; the dense cells first, then the rest in parallel)")
+    cells.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None,
+                       help="join a running Ray cluster (auto or host:port); default: a local Ray")
+    cells.add_argument("--cpu", type=float, default=None, help="CPUs per cell (default 1; also its torch threads)")
+    cells.add_argument("--gpu", type=float, default=None, help="GPUs per cell; 0.25 = four cells share one GPU")
+    cells.add_argument("--max-concurrent", "--max_concurrent", dest="max_concurrent", type=int, default=None,
+                       help="cells at once (default: as the resources allow)")
+    cells.add_argument("--local", action="store_true",
+                       help="no Ray: the cells one after another in this process (also the path without Ray installed)")
 
 
 def configure_convert(parser) -> None:
@@ -85,11 +96,15 @@ def configure_recommend(parser) -> None:
 def search_flags(parser) -> None:
     search = parser.add_argument_group("search (each overrides the search file's search: block)")
     search.add_argument("--num_samples", type=int, default=None, help="trials to run")
+    search.add_argument("--objective", default=None,
+                        help="pareto (validation metric up, bytes down), budget (best under --budget) or validation")
+    search.add_argument("--budget", type=float, default=None,
+                        help="objective budget: exported model at most this fraction of the dense model's bytes, e.g. 0.25")
     search.add_argument("--scheduler", default=None, help="asha (stops trailing trials early) or fifo")
     search.add_argument("--search_alg", default=None, help="optuna or random")
     search.add_argument("--cpu", type=float, default=None, help="CPUs per trial")
     search.add_argument("--gpu", type=float, default=None, help="GPUs per trial; 0.25 = four trials share one GPU")
-    search.add_argument("--max_concurrent", type=int, default=None, help="trials at once (0: as resources allow)")
+    search.add_argument("--max_concurrent", "--max-concurrent", dest="max_concurrent", type=int, default=None, help="trials at once (0: as resources allow)")
     search.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None,
                         help="join a running Ray cluster (auto or host:port)")
     search.add_argument("--storage_path", default=None, help="where experiments are kept (default saved/tune)")

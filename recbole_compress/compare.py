@@ -1,21 +1,30 @@
 """One comparison of every method under the same memory budgets.
 
     recbole-compress compare --dataset=tiktok --backbone=LightGCN \\
-        --budgets=0.5,0.2,0.05,0.02 [--methods=LTH,PEP,CERP,QR,QR+LTH] [--out=DIR] [--key=value ...]
+        --budgets=0.5,0.2,0.05,0.02 [--methods=LTH,PEP,CERP,QR,QR+LTH] [--out=DIR] \\
+        [--seeds=2020,2021,2022] [--ray-address=auto] [--cpu=1] [--gpu=0.25] [--max-concurrent=2] \\
+        [--local] [--report] [--key=value ...]
 
-Trains the dense backbone once, then every method at every budget (a fraction of
-the dense bytes of the tables the methods compress), all on the same data, split,
-seed, evaluator and settings (``--key=value`` are RecBole / recbole_compress config
-keys, e.g. ``--epochs=20``). Each budget becomes each method's settings through
+Trains the dense backbone, then every method at every budget (a fraction of the dense
+bytes of the tables the methods compress), all on the same data, split, seed, evaluator
+and settings (``--key=value`` are RecBole / recbole_compress config keys, e.g.
+``--epochs=20``). Each budget becomes each method's settings through
 :mod:`recbole_compress.budgets`, so it is met by construction; the row records the
 real exported bytes and whether they fit, or why the method cannot reach the budget.
+With ``--seeds`` every cell runs once per seed and the table reports mean ± sd
+(:mod:`recbole_compress.compare_table`).
+
+Cells run as Ray tasks (:mod:`recbole_compress.compare_ray`): the dense cells first,
+then the others in parallel, on a local Ray or on the cluster at ``--ray-address``.
+Without Ray installed, or with ``--local``, they run one after another in this process.
 
 Writes into ``--out`` (default ``saved/compare-<dataset>-<backbone>``): ``compare.csv``
 and ``compare.md`` (quality, parameters, bytes, training and inference time per method
 and budget), ``compare.png`` (quality against bytes, one curve per method, the dense
-point) and ``pareto.csv`` (the front across methods). Every cell is a run folder under
-``cells/``; rerunning the same command skips finished cells (and lottery-ticket cells
-resume inside), so an interrupted comparison continues where it stopped.
+point), ``pareto.csv`` (the front across methods) and ``cells.csv`` (every cell, how it
+ended and the node it ran on). Every cell is a run folder under ``cells/``; rerunning
+the same command skips finished cells (and lottery-ticket cells resume inside), so an
+interrupted comparison continues where it stopped, on any machine that sees ``--out``.
 ``--report`` trains nothing: it writes the outputs from the cells that have finished
 (e.g. while other processes train disjoint ``--methods`` into the same ``--out``).
 """
@@ -26,14 +35,16 @@ import json
 import sys
 from pathlib import Path
 
-from recbole_compress.budgets import PLANNERS, Plan, Table, plan
+from recbole_compress.budgets import PLANNERS, Table, plan
+from recbole_compress.compare_cells import DENSE, NOT_RUN, Cell, CellContext, Outcome, ReportRunner, SequentialRunner
+from recbole_compress.compare_table import cell_record, cell_row, pool_seeds, reason_row, setting_text, write_outputs
 from recbole_compress.errors import UserError
-from recbole_compress.run import atomic_write_json, atomic_write_text, to_jsonable
+from recbole_compress.run import atomic_write_json, to_jsonable
+from recbole_compress.seeds import parse_seeds
 
 # methods that apply, by backbone kind: user + item tables, or a sequential item table
 GENERAL_METHODS = ("LTH", "PEP", "CERP", "QR", "QR+LTH")
 SEQUENTIAL_METHODS = ("JPQ", "LTH", "PEP", "CERP", "QR")
-CELL_FILE = "cell.json"
 STATE_FILE = "comparison.json"
 
 
@@ -49,7 +60,6 @@ def backbone_tables(backbone: str, dataset: str, config_file_list=None, config_d
     from recbole_compress.embeddings.base import id_tables
     from recbole_compress.registry import tables_from_config
     from recbole_compress.registry import get_model
-
     from recbole_compress.run import build_config
 
     config = build_config(backbone, dataset, config_file_list, dict(config_dict or {}), strict=strict)
@@ -73,65 +83,25 @@ def default_methods(config) -> tuple[str, ...]:
     return SEQUENTIAL_METHODS if config["MODEL_TYPE"] == ModelType.SEQUENTIAL else GENERAL_METHODS
 
 
-# -- one cell ------------------------------------------------------------------------------
+def plan_cells(backbone: str, tables: list[Table], budgets: list[float], methods: list[str], settings: dict,
+               seeds: list[int] | None) -> tuple[list[Cell], list[Cell], list[dict]]:
+    """The dense cells, the method cells (budgets large to small, then methods, then
+    seeds) and the rows of the methods that cannot fit a budget."""
+    runs = seeds or [None]
 
-def _cell_name(method: str, budget: float) -> str:
-    return f"{method.replace('+', '_')}-b{budget:g}"
+    def seeded(seed):
+        return dict(settings) if seed is None else {**settings, "seed": seed}
 
-
-def _finished(cell_dir: Path, record: dict) -> dict | None:
-    """The summary of a cell that already ran with exactly these settings."""
-    path = cell_dir / CELL_FILE
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    if saved.get("record") != to_jsonable(record):
-        return None
-    return json.loads((cell_dir / "summary.json").read_text())
-
-
-def run_cell(model: str, dataset: str, cell_dir: Path, record: dict, config_file_list, settings: dict) -> tuple[dict, bool]:
-    """Train one cell unless it already finished; returns (summary, reused)."""
-    from recbole_compress.quick_start import run_recbole_compress
-
-    done = _finished(cell_dir, record)
-    if done is not None:
-        return done, True
-    result = run_recbole_compress(model, dataset, config_file_list, {**settings, "output_dir": str(cell_dir)})
-    atomic_write_json(cell_dir / CELL_FILE, {"record": to_jsonable(record)})  # last: marks the cell finished
-    return result["summary"], False
-
-
-# -- rows ----------------------------------------------------------------------------------
-
-def _row(method, budget, max_bytes, summary, tables: list[Table]) -> dict:
-    test = summary.get("test") or {}
-    if method == "dense":
-        table_bytes = sum(t.dense_bytes for t in tables)
-        table_params = sum((t.rows - 1) * t.dim for t in tables)
-    else:
-        table_bytes = sum((summary.get("table_bytes") or {}).values())
-        table_params = summary.get("table_parameters")
-    wall, tested = summary.get("wall_time_s"), summary.get("test_time_s")
-    row = {
-        "method": method,
-        "budget": budget,
-        "max_bytes": max_bytes,
-        "table_bytes": table_bytes,
-        "fits": None if max_bytes is None else table_bytes <= max_bytes,
-        "table_parameters": table_params,
-        "model_bytes": summary.get("model_bytes"),
-        "train_time_s": None if wall is None else round(wall - (tested or 0.0), 2),
-        "inference_time_s": tested,
-        "epochs": summary.get("epochs"),
-        **{f"test_{k}": v for k, v in test.items()},
-        **{f"valid_{k}": v for k, v in (summary.get("valid") or {}).items()},
-    }
-    return row
-
-
-def _reason_row(p: Plan, why: str) -> dict:
-    return {"method": p.method, "budget": p.budget, "max_bytes": p.max_bytes, "fits": False, "note": why}
+    dense = [Cell(DENSE, 1.0, seed, backbone, seeded(seed)) for seed in runs]
+    cells, unfit = [], []
+    for budget in sorted(budgets, reverse=True):
+        for method in methods:
+            p = plan(method, backbone, tables, budget, settings)
+            if not p.feasible:
+                unfit.append(reason_row(p, p.reason))
+                continue
+            cells += [Cell(method, budget, seed, p.model, {**seeded(seed), **p.overrides}, p) for seed in runs]
+    return dense, cells, unfit
 
 
 # -- the comparison -----------------------------------------------------------------------
@@ -146,10 +116,14 @@ def run_comparison(
     config_dict=None,
     report_only: bool = False,
     strict: bool = False,
+    seeds=None,
+    runner=None,
 ) -> dict:
-    """Train the dense backbone and every method at every budget; write the table, plot
-    and Pareto front. Returns ``{"rows", "metric", "out", ...}``. With ``report_only``
-    nothing is trained: cells that have not finished get a row saying so."""
+    """Train the dense backbone and every method at every budget (once per seed of
+    ``seeds``); write the table, plot and Pareto front. Returns ``{"rows", "metric",
+    "out", "pareto", "best"}``. ``runner``: a ``SequentialRunner`` (default) or a
+    ``compare_ray.RayRunner``. With ``report_only`` nothing is trained: cells that have
+    not finished get a row saying so."""
     settings = {"show_progress": False, **(config_dict or {})}
     for budget in budgets:
         if not 0.0 < budget < 1.0:
@@ -157,6 +131,9 @@ def run_comparison(
     unknown = [m for m in methods or () if m not in PLANNERS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
+    seeds = parse_seeds(seeds) or None
+    if seeds and "seed" in settings:
+        raise UserError("both --seed and --seeds are given; keep --seeds (every cell runs once per seed)")
     tables, config = backbone_tables(backbone, dataset, config_file_list, settings, strict)
     methods = list(methods or default_methods(config))
     metric = str(config["valid_metric"]).lower()
@@ -164,58 +141,62 @@ def run_comparison(
     if report_only and not (out / STATE_FILE).is_file():  # report on nothing: leave no folder behind
         raise UserError(f"{out} holds no comparison to report (no {STATE_FILE}); run the same command without --report")
     _claim(out, {"dataset": dataset, "backbone": backbone, "settings": settings, "config_files": config_file_list})
+    runner = ReportRunner() if report_only else (runner or SequentialRunner())
     dense_bytes = sum(t.dense_bytes for t in tables)
+    dense_cells, method_cells, unfit = plan_cells(backbone, tables, budgets, methods, settings, seeds)
     print(f"[compare] {backbone} on {dataset}: tables {', '.join(f'{t.name} {t.rows}x{t.dim}' for t in tables)}, "
-          f"{dense_bytes:,} dense bytes; metric {metric}; {len(methods)} methods x {len(budgets)} budgets", flush=True)
+          f"{dense_bytes:,} dense bytes; metric {metric}; {len(methods)} methods x {len(budgets)} budgets"
+          + (f" x {len(seeds)} seeds" if seeds else "") + f"; cells run {runner.description}", flush=True)
+    for row in unfit:
+        _progress(row, metric)
+    # a cell may run on another node: absolute paths, and the data folder this config found
+    context = CellContext(dataset, out, _absolute(config_file_list),
+                          {"data_path": str(Path(config["data_path"]).resolve().parent)})
+    rows_of: dict[str, dict] = {}
 
-    def cell(model, cell_dir, record, cell_settings):
-        if not report_only:
-            return run_cell(model, dataset, cell_dir, record, config_file_list, cell_settings)
-        done = _finished(cell_dir, record)
-        if done is None:
-            raise _NotRun
-        return done, True
+    def report(cell: Cell, outcome: Outcome) -> None:
+        rows_of[cell.name] = row = _cell_result_row(cell, outcome, tables, dense_bytes)
+        _progress(row, metric, outcome, cell)
 
-    rows = []
-    try:
-        summary, reused = cell(backbone, out / "cells" / "dense", {"model": backbone, "settings": settings}, settings)
-    except _NotRun:
-        raise UserError(f"the dense cell in {out} has not finished, so there is nothing to report yet; run without --report")
-    rows.append(_row("dense", 1.0, dense_bytes, summary, tables))
-    _progress(rows[-1], metric, reused)
-    for budget in sorted(budgets, reverse=True):
-        for method in methods:
-            p = plan(method, backbone, tables, budget, settings)
-            if not p.feasible:
-                rows.append(_reason_row(p, p.reason))
-                _progress(rows[-1], metric, False)
-                continue
-            cell_settings = {**settings, **p.overrides}
-            record = {"model": p.model, "settings": cell_settings}
-            try:
-                summary, reused = cell(p.model, out / "cells" / _cell_name(method, budget), record, cell_settings)
-            except _NotRun:
-                rows.append(_reason_row(p, "not run yet"))
-                _progress(rows[-1], metric, False)
-                continue
-            except UserError as err:
-                rows.append(_reason_row(p, f"failed: {err}"))
-                _progress(rows[-1], metric, False)
-                continue
-            row = _row(method, budget, p.max_bytes, summary, tables)
-            row["planned_bytes"], row["setting"] = p.planned_bytes, json.dumps(p.overrides, sort_keys=True)
-            rows.append(row)
-            _progress(row, metric, reused)
-    return write_outputs(out, rows, metric, bool(config["valid_metric_bigger"]), f"{backbone} on {dataset}")
+    outcomes = runner.run(dense_cells, context, report)
+    failed = [c for c in dense_cells if outcomes[c.name].summary is None]
+    if failed:
+        error = outcomes[failed[0].name].error
+        if error == NOT_RUN:
+            raise UserError(f"the dense cell in {out} has not finished, so there is nothing to report yet; run without --report")
+        raise UserError(error if failed[0].seed is None else f"the dense cell of seed {failed[0].seed} failed: {error}")
+    outcomes.update(runner.run(method_cells, context, report))
+    dense_rows = pool_seeds([rows_of[c.name] for c in dense_cells])
+    method_rows = pool_seeds([rows_of[c.name] for c in method_cells]) + unfit
+    method_rows.sort(key=lambda r: (-r["budget"], methods.index(r["method"])))
+    records = [cell_record(c, outcomes[c.name], rows_of[c.name]) for c in dense_cells + method_cells]
+    title = f"{backbone} on {dataset}" + (f", {len(seeds)} seeds" if seeds else "")
+    return write_outputs(out, dense_rows + method_rows, metric, bool(config["valid_metric_bigger"]), title, records)
 
 
-class _NotRun(Exception):
-    """--report met a cell that has not finished."""
+def _cell_result_row(cell: Cell, outcome: Outcome, tables: list[Table], dense_bytes: int) -> dict:
+    if outcome.summary is not None:
+        row = cell_row(cell.method, cell.budget, dense_bytes if cell.plan is None else cell.plan.max_bytes,
+                       outcome.summary, tables)
+        if cell.plan is not None:
+            row["planned_bytes"], row["setting"] = cell.plan.planned_bytes, setting_text(cell.plan)
+    elif cell.plan is not None:
+        row = reason_row(cell.plan, outcome.error if outcome.error == NOT_RUN else f"failed: {outcome.error}")
+    else:
+        row = {"method": DENSE, "budget": 1.0, "max_bytes": dense_bytes, "note": outcome.error}
+    if cell.seed is not None:
+        row["seed"] = cell.seed
+    return row
+
+
+def _absolute(files):
+    return [str(Path(f).resolve()) for f in files] if files else files
 
 
 def _claim(out: Path, identity: dict) -> None:
     """A comparison folder belongs to one dataset, backbone and settings: resuming with
-    other settings would mix incomparable cells."""
+    other settings would mix incomparable cells. The seeds are not part of it: a
+    comparison run with more seeds later reuses the seeds that finished."""
     path = out / STATE_FILE
     identity = to_jsonable(identity)
     if path.is_file() and json.loads(path.read_text()) != identity:
@@ -225,75 +206,39 @@ def _claim(out: Path, identity: dict) -> None:
     atomic_write_json(path, identity)
 
 
-def _progress(row: dict, metric: str, reused: bool) -> None:
+def _progress(row: dict, metric: str, outcome: Outcome | None = None, cell: Cell | None = None) -> None:
+    reused = outcome is not None and outcome.reused
     what = row.get("note") or (
         f"test {metric} {row.get(f'test_{metric}')}, table bytes {row.get('table_bytes'):,} "
         f"(max {row.get('max_bytes'):,}), train {row.get('train_time_s')} s" + (" [finished earlier]" if reused else "")
     )
-    print(f"[compare] {row['method']} @ {row['budget']:g}: {what}", flush=True)
-
-
-# -- outputs ---------------------------------------------------------------------------------
-
-COLUMNS = ["method", "budget", "max_bytes", "table_bytes", "fits", "table_parameters", "model_bytes",
-           "train_time_s", "inference_time_s", "epochs", "quality_vs_dense", "pareto", "setting", "note"]
-
-
-def write_outputs(out: Path, rows: list[dict], metric: str, bigger: bool, title: str) -> dict:
-    from recbole_compress.pareto import front
-    from recbole_compress.run import write_csv
-    from recbole_compress.plots import plot_comparison
-
-    key = f"test_{metric}"
-    dense = next(r for r in rows if r["method"] == "dense")
-    for row in rows:
-        if row.get(key) is not None and dense.get(key):
-            row["quality_vs_dense"] = round(row[key] / dense[key], 4)
-    fitting = [r for r in rows if r.get("fits")]
-    best = front(fitting, key, bigger, size_key="table_bytes")
-    for row in rows:
-        row.setdefault("pareto", False)
-    metric_columns = sorted({k for r in rows for k in r if k.startswith("test_")})
-    first = COLUMNS[:5] + metric_columns + COLUMNS[5:]
-    write_csv(rows, out / "compare.csv", first=first)
-    write_csv(best, out / "pareto.csv", first=first)
-    atomic_write_text(out / "compare.md", markdown(rows, metric, title))
-    plot_comparison(rows, key, out / "compare.png", title=title)
-    print(f"[compare] wrote {out / 'compare.md'}, compare.csv, compare.png, pareto.csv", flush=True)
-    return {"rows": rows, "metric": metric, "out": str(out), "pareto": best}
-
-
-def markdown(rows: list[dict], metric: str, title: str) -> str:
-    key = f"test_{metric}"
-    lines = [f"# {title}: every method at the same memory budgets", "",
-             "Budget = fraction of the dense bytes of the compressed tables; bytes are the exported tables.", "",
-             f"| method | budget | test {metric} | / dense | table bytes (max) | table params | train s | inference s | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        value = r.get(key)
-        lines.append(
-            f"| {r['method']} | {r['budget']:g} | {'' if value is None else f'{value:.4f}'} | "
-            f"{r.get('quality_vs_dense', '')} | "
-            + (f"{r['table_bytes']:,} ({r['max_bytes']:,})" if r.get("table_bytes") is not None else f"- ({r['max_bytes']:,})")
-            + f" | {_count(r.get('table_parameters'))} | {r.get('train_time_s', '')} | "
-            f"{r.get('inference_time_s', '')} | {r.get('note', '') + (' Pareto' if r.get('pareto') else '')} |"
-        )
-    lines += ["", "Best method that fits each budget:", ""]
-    for budget in sorted({r["budget"] for r in rows if r["method"] != "dense"}, reverse=True):
-        fits = [r for r in rows if r["budget"] == budget and r.get("fits") and r.get(key) is not None]
-        if fits:
-            top = max(fits, key=lambda r: r[key])
-            lines.append(f"- {budget:g}: {top['method']} ({metric} {top[key]:.4f}, {top.get('quality_vs_dense')} of dense)")
-        else:
-            lines.append(f"- {budget:g}: no method fits")
-    return "\n".join(lines) + "\n"
-
-
-def _count(value) -> str:
-    return "" if value is None else f"{value:,}"
+    node = None if outcome is None or reused else (outcome.ran_on or {}).get("node")
+    label = cell.label() if cell is not None else f"{row['method']} @ {row['budget']:g}"
+    print(f"[compare] {label}: {what}" + (f" [on {node}]" if node and node != "local" else ""), flush=True)
 
 
 # -- command line --------------------------------------------------------------------------
+
+def choose_runner(args):
+    """``--local`` or no Ray installed: one cell after another here; else Ray tasks."""
+    from recbole_compress.ray_cluster import ray_installed
+
+    ray_flags = [f for f, given in (("--ray-address", args.ray_address), ("--cpu", args.cpu), ("--gpu", args.gpu),
+                                    ("--max-concurrent", args.max_concurrent)) if given is not None]
+    if args.local or args.report:
+        if args.local and ray_flags:
+            raise UserError(f"--local runs the cells in this process; drop {ray_flags[0]} or --local")
+        return SequentialRunner()
+    if not ray_installed():
+        if args.ray_address:
+            raise UserError("--ray-address needs Ray: install it with `uv sync` or `pip install 'ray[tune]'`")
+        print("[compare] Ray is not installed: the cells run one after another in this process", flush=True)
+        return SequentialRunner()
+    from recbole_compress.compare_ray import RayRunner
+
+    return RayRunner(args.ray_address, cpu=args.cpu if args.cpu is not None else 1.0,
+                     gpu=args.gpu or 0.0, max_concurrent=args.max_concurrent or 0)
+
 
 def main_from_args(args, overrides: dict) -> int:
     """``recbole-compress compare`` (see :mod:`recbole_compress.cli` for the options)."""
@@ -305,8 +250,9 @@ def main_from_args(args, overrides: dict) -> int:
         raise UserError(f"--budgets={args.budgets} is not a comma-separated list of fractions, e.g. 0.5,0.2,0.05") from None
     methods = [m for m in (args.methods or "").split(",") if m] or None
     files = [resolve_property_file(f) for f in args.config_files.split()] if args.config_files else None
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides,
-                   report_only=args.report, strict=args.strict)
+                   report_only=args.report, strict=args.strict, seeds=seeds, runner=choose_runner(args))
     return 0
 
 

@@ -97,7 +97,8 @@ def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bo
 
 def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Path:
     """Test ``metric`` against exported table bytes: one curve per method over the
-    budgets, the dense point, the 95%-of-dense line, the Pareto front ringed."""
+    budgets, the dense point, the 95%-of-dense line, the Pareto front ringed; with
+    several seeds (``<metric>_sd``) the points are means with +- 1 sd error bars."""
     plt = _pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=120)
@@ -107,19 +108,26 @@ def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Pat
         done = sorted((r for r in rows if r["method"] == method and r.get(metric) is not None and r.get("table_bytes")),
                       key=lambda r: r["table_bytes"])
         if done:
-            ax.plot([r["table_bytes"] / 1024 for r in done], [r[metric] for r in done], "o-", color=f"C{i}", label=method)
+            x, y = [r["table_bytes"] / 1024 for r in done], [r[metric] for r in done]
+            spread = [r.get(f"{metric}_sd") or 0.0 for r in done]
+            if any(spread):  # several seeds: mean with +- 1 sd
+                ax.errorbar(x, y, yerr=spread, fmt="o-", color=f"C{i}", capsize=3, label=method)
+            else:
+                ax.plot(x, y, "o-", color=f"C{i}", label=method)
     front = [r for r in rows if r.get("pareto")]
     if front:
         ax.scatter([r["table_bytes"] / 1024 for r in front], [r[metric] for r in front], s=140, facecolors="none",
                    edgecolors="k", linewidths=1.2, label="Pareto front", zorder=4)
     if dense and dense.get(metric) is not None:
-        ax.plot([dense["table_bytes"] / 1024], [dense[metric]], "k*", markersize=12, label="dense", zorder=5)
+        ax.errorbar([dense["table_bytes"] / 1024], [dense[metric]], yerr=[dense.get(f"{metric}_sd") or 0.0], fmt="k*",
+                    markersize=12, capsize=3, label="dense", zorder=5)
         ax.axhline(dense[metric] * 0.95, color="0.4", linestyle=":", linewidth=1, label="95% of dense")
     for budget in sorted({r["max_bytes"] for r in rows if r["method"] != "dense" and r.get("max_bytes")}):
         ax.axvline(budget / 1024, color="0.85", linewidth=1, zorder=0)
     ax.set_xscale("log")
     ax.set_xlabel("exported embedding tables (KiB, log); grey lines: budgets")
-    ax.set_ylabel(metric.replace("_", " "))
+    seeds = max((int(r.get("n_seeds") or 1) for r in rows), default=1)
+    ax.set_ylabel(metric.replace("_", " ") + (f" (mean +- sd, {seeds} seeds)" if seeds > 1 else ""))
     ax.set_title(title or "methods at the same budgets", fontsize=10)
     return _save(plt, fig, ax, path)
 

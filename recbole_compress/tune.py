@@ -1,50 +1,42 @@
-"""Ray Tune searches over any config key, on the current Ray API (``tune.Tuner``).
+"""Ray Tune searches over any config key, on Ray's public API (``tune.Tuner``,
+``ResultGrid``, ``ExperimentAnalysis``).
 
 RecBole 1.2.1's own Ray path uses the removed ``tune.run``, reports test metrics once
 and lets ``Config._init_device`` overwrite the GPU Ray assigns. Here every trial is
 ``run_recbole_compress`` with the sampled keys, in its own output folder, reporting the
 validation metric after every evaluation (so ASHA can stop it early) and, at the end,
-validation/test metrics, exported bytes and non-zero parameters. The search ends in a
-Pareto front (validation metric vs bytes) as CSV and PNG, the best trial per size budget,
-and a ready-to-run yaml of the chosen configuration, all in the experiment folder.
+validation/test metrics, exported bytes and non-zero parameters. What the search
+optimises is the search file's ``objective`` (:mod:`recbole_compress.tune_space`): the
+front itself (validation metric up, bytes down, Optuna's multi-objective sampler), the
+validation metric under a byte budget, or the validation metric alone. The search ends
+in a Pareto front (validation metric vs bytes, with its hypervolume) as CSV and PNG, the
+best trial per size budget, and a ready-to-run yaml of the chosen configuration, all in
+the experiment folder.
 
 This module imports ray; ``import recbole_compress`` does not import this module.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from recbole_compress.errors import UserError
-from recbole_compress.pareto import SIZE_KEY, best_per_budget, choose, mark_pareto
-from recbole_compress.run import atomic_write_json, atomic_write_text, write_csv
+from recbole_compress.pareto import SIZE_KEY
+from recbole_compress.ray_cluster import assigned_gpus
+from recbole_compress.tune_results import OBJECTIVE, SCORE, format_front, trial_rows, write_results
 from recbole_compress.tune_space import Dist, SearchSettings, load_search_file
 
-SCORE = "valid_score"  # what every report carries and the scheduler compares
-PARETO_CSV, PARETO_PNG, CHOSEN_YAML, BUDGETS_CSV, SEARCH_JSON = (
-    "pareto.csv", "pareto.png", "chosen.yaml", "budgets.csv", "search.json",
-)
+OVER_BUDGET = 1000.0  # a trial over the budget scores -OVER_BUDGET x (bytes / budget bytes) (mode max)
 
 
 def import_ray(local: bool = True):
-    if local:
-        # under `uv run`, Ray would ship the project to workers as a uv runtime env and refuse
-        # any working directory outside it; a local cluster's workers share this environment
-        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    try:
-        import ray
-        from ray import tune
-    except ImportError as err:
-        raise UserError(
-            f"Ray Tune is not installed ({err}); install it with `uv sync` or `pip install 'ray[tune]>=2.40' optuna`"
-        ) from err
-    return ray, tune
+    """``(ray, ray.tune)`` (see :func:`recbole_compress.ray_cluster.import_ray`)."""
+    from recbole_compress.ray_cluster import import_ray as load
+
+    return load(joining=not local)
 
 
 @dataclass
@@ -57,6 +49,9 @@ class TrialJob:
     config_files: list = field(default_factory=list)
     trials_dir: str = ""
     cpu: float = 1.0
+    objective: str = "validation"
+    budget: float | None = None
+    bigger: bool = True
 
 
 def run_trial(params: dict, job: TrialJob) -> None:
@@ -68,14 +63,14 @@ def run_trial(params: dict, job: TrialJob) -> None:
     trial_id = tune.get_context().get_trial_id()
     # Ray sets CUDA_VISIBLE_DEVICES to this trial's GPU(s); RecBole's _init_device
     # overwrites it from gpu_id, so hand it the same ids (or none: CPU)
-    overrides = trial_settings(job, params, trial_id, _assigned_gpus())
+    overrides = trial_settings(job, params, trial_id, assigned_gpus())
     os.chdir(overrides["output_dir"])  # RecBole's log/ and log_tensorboard/ land beside the trial's results
     reports = 0
 
     def report(epoch_idx, valid_score):
         nonlocal reports
         reports += 1  # counts across lottery-ticket rounds (each round restarts epoch_idx)
-        tune.report({SCORE: float(valid_score), "evaluation": reports, "final": False})
+        tune.report({SCORE: float(valid_score), "evaluation": reports, "final": False, **provisional(job, valid_score)})
 
     from recbole_compress.quick_start import run_recbole_compress
 
@@ -93,7 +88,31 @@ def run_trial(params: dict, job: TrialJob) -> None:
         "trial_wall_time_s": float(summary["wall_time_s"]),
         "output_dir": str(result["output_dir"]),
     }
+    final.update(objective_value(job, final[SCORE], final[SIZE_KEY], final["dense_model_bytes"]))
     tune.report(final)
+
+
+def provisional(job: TrialJob, valid_score: float) -> dict:
+    """What a report before the end carries for the searcher: every metric it reads must
+    be present; the size is known only once the model is exported (the multi-objective
+    searcher reads the final report only; the budget one reads the score meanwhile)."""
+    if job.objective == "pareto":
+        return {SIZE_KEY: None}
+    if job.objective == "budget":
+        return {OBJECTIVE: float(valid_score)}
+    return {}
+
+
+def objective_value(job: TrialJob, valid_score: float, size: int, dense_size: int) -> dict:
+    """objective=budget: the validation score when the model fits ``budget`` x the dense
+    bytes, else a penalty below (mode min: above) every score, smaller the further over."""
+    if job.objective != "budget":
+        return {}
+    limit = job.budget * dense_size
+    if size <= limit:
+        return {OBJECTIVE: float(valid_score), "fits_budget": True}
+    penalty = OVER_BUDGET * size / max(limit, 1.0)
+    return {OBJECTIVE: -penalty if job.bigger else penalty, "fits_budget": False}
 
 
 def trial_settings(job: TrialJob, params: dict, trial_id: str, visible: str) -> dict:
@@ -110,18 +129,6 @@ def trial_settings(job: TrialJob, params: dict, trial_id: str, visible: str) -> 
         "gpu_id": visible,
         "use_gpu": bool(visible),
     }
-
-
-def _assigned_gpus() -> str:
-    import ray
-
-    try:
-        ids = ray.get_gpu_ids()
-    except Exception:  # not inside a Ray worker (tests calling run_trial directly)
-        ids = []
-    if not ids:
-        return ""
-    return os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(str(i) for i in ids)
 
 
 # -- the search ---------------------------------------------------------------------------
@@ -173,7 +180,7 @@ def run_search(
     ``_interrupt`` (tests) interrupts the search (SIGINT, as Ctrl+C) once that many trials finished.
     """
     spec = load_search_file(search_file)
-    settings: SearchSettings = spec.settings.update(flags or {}, "the command line")
+    settings: SearchSettings = spec.settings.update(flags or {}, "the command line").finish(f"{spec.path} and the command line")
     ray, tune = import_ray(local=not settings.ray_address)
     from recbole_compress.property_files import resolve_property_file
 
@@ -192,14 +199,17 @@ def run_search(
     storage = Path(settings.storage_path or "saved/tune").resolve()
     name = settings.name or f"{model}-{dataset}-tune"
     exp_dir = storage / name
-    job = TrialJob(model, dataset, base, config_files, str(exp_dir / "trials"), settings.cpu)
+    job = TrialJob(model, dataset, base, config_files, str(exp_dir / "trials"), settings.cpu,
+                   settings.objective, settings.budget, bigger)
 
     exists = tune.Tuner.can_restore(str(exp_dir))
     if resume and not exists:
         raise UserError(f"no search to resume at {exp_dir}; run it first without --resume (same --storage_path and name)")
     if exists and not resume:
         raise UserError(f"a search already exists at {exp_dir}; pass --resume to continue it, or another --name/--storage_path")
-    _init_ray(ray, settings)
+    from recbole_compress.ray_cluster import init_ray
+
+    init_ray(settings.ray_address, threads=settings.cpu)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, job=job), {"cpu": settings.cpu, "gpu": settings.gpu}
     )
@@ -207,14 +217,15 @@ def run_search(
     if resume:  # finished trials are kept; unfinished and errored ones run again
         tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
+        metric_of_tuner = {"validation": SCORE, "budget": OBJECTIVE, "pareto": None}[settings.objective]
         tuner = tune.Tuner(
             trainable,
             param_space=ray_space(spec.space, tune),
             tune_config=tune.TuneConfig(
-                metric=SCORE,
-                mode=mode,
+                metric=metric_of_tuner,  # pareto: two metrics, given to the searcher only
+                mode=mode if metric_of_tuner else None,
                 num_samples=settings.num_samples,
-                search_alg=_search_alg(settings, tune, mode, int(settings.seed if settings.seed is not None else config["seed"])),
+                search_alg=_search_alg(settings, mode, int(settings.seed if settings.seed is not None else config["seed"])),
                 scheduler=_scheduler(settings),
                 max_concurrent_trials=settings.max_concurrent or None,
                 reuse_actors=True,  # a new trial skips the worker start and the torch/RecBole imports
@@ -231,32 +242,25 @@ def run_search(
     wall = time.time() - started
     # ASHA stops a trial only once it has reported grace_period times; FIFO never does
     min_reports_to_stop = settings.grace_period if settings.scheduler == "asha" else None
-    rows = _rows(grid, [d.key for d in spec.space], metric, exp_dir, min_reports_to_stop)
-    return _write_results(exp_dir, rows, model, dataset, metric, bigger, settings, config_files, base, wall, spec)
+    rows = trial_rows(grid, [d.key for d in spec.space], metric, exp_dir, min_reports_to_stop)
+    return write_results(exp_dir, rows, model, dataset, metric, bigger, settings, config_files, base, wall, spec)
 
 
-def _init_ray(ray, settings: SearchSettings) -> None:
-    if ray.is_initialized():
-        return
-    import logging
-
-    env = {"env_vars": {"OMP_NUM_THREADS": str(max(1, int(settings.cpu)))}}
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, runtime_env=env, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        ray.init(
-            num_cpus=os.cpu_count(), include_dashboard=False, runtime_env=env,
-            logging_level=logging.WARNING, log_to_driver=False,
-        )
-
-
-def _search_alg(settings, tune, mode, seed):
+def _search_alg(settings, mode, seed):
+    """Optuna's TPE (multi-objective for objective=pareto) or random sampling."""
     if settings.search_alg == "optuna":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return OptunaSearch(metric=SCORE, mode=mode, seed=seed)
+        sampler = None
+        if settings.startup_trials is not None or settings.objective == "pareto":
+            startup = settings.startup_trials if settings.startup_trials is not None else 10  # Optuna's default
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)  # TPE is multi-objective too
+        if settings.objective == "pareto":
+            return OptunaSearch(metric=[SCORE, SIZE_KEY], mode=[mode, "min"], sampler=sampler)
+        metric = OBJECTIVE if settings.objective == "budget" else SCORE
+        return OptunaSearch(metric=metric, mode=mode, sampler=sampler, seed=None if sampler else seed)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     return BasicVariantGenerator(random_state=seed)
@@ -297,159 +301,24 @@ def _interrupt_after(count: int, marker: Path):
     return InterruptAfterFinished()
 
 
-# -- results ----------------------------------------------------------------------------------
-
-def _saved_statuses(exp_dir: Path) -> dict:
-    """Trial states as Ray saved them for a restore (RUNNING/PENDING after an interruption,
-    where the in-memory results already say TERMINATED); empty if the format is not known."""
-    try:
-        newest = max(exp_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
-        data = json.loads(newest.read_text())
-        trials = (json.loads(entry[0]) for entry in data["trial_data"])
-        return {t["trial_id"]: t["status"] for t in trials}
-    except (ValueError, KeyError, IndexError, TypeError, OSError):
-        return {}
-
-
-def _rows(grid, keys: list[str], metric: str, exp_dir: Path, min_reports_to_stop: int | None = None) -> list[dict]:
-    saved = _saved_statuses(exp_dir)
-    rows = []
-    for result in grid:
-        last = result.metrics or {}
-        folder = Path(result.path).name  # run_trial_<id>_<n>_<params>_<date>
-        trial_id = last.get("trial_id") or next((t for t in saved if f"_{t}_" in folder), folder)
-        history = result.metrics_dataframe
-        reports = 0 if history is None else len(history)
-        scheduler_could_stop = min_reports_to_stop is not None and reports >= min_reports_to_stop
-        if result.error is not None:
-            status = "errored"
-        elif last.get("final"):
-            status = "finished"
-        elif saved.get(trial_id, "TERMINATED") not in ("TERMINATED", "ERROR") or (last and not scheduler_could_stop):
-            # cut off by an interruption (Ray's saved state can lag behind it; a trial
-            # the scheduler could not have stopped was cut off too): --resume runs it
-            status = "unfinished"
-        elif last:
-            status = "stopped early"  # by the scheduler
-        else:
-            status = "not run"
-        row = {
-            "trial_id": trial_id,
-            "status": status,
-            **{k: (result.config or {}).get(k) for k in keys},
-            f"valid_{metric}": last.get(f"valid_{metric}") if status == "finished" else None,
-            f"test_{metric}": last.get(f"test_{metric}") if status == "finished" else None,
-            "last_valid_score": last.get(SCORE),
-            SIZE_KEY: last.get(SIZE_KEY) if status == "finished" else None,
-            "dense_model_bytes": last.get("dense_model_bytes"),
-            "nonzero_parameters": last.get("nonzero_parameters"),
-            "reports": reports,
-            "trial_wall_time_s": last.get("trial_wall_time_s"),
-            "output_dir": last.get("output_dir"),
-            "error": _one_line(result.error),
-        }
-        rows.append(row)
-    return sorted(rows, key=lambda r: str(r["trial_id"]))
-
-
-def _one_line(error) -> str:
-    if error is None:
-        return ""
-    text = str(error).strip().splitlines()
-    return (text[-1] if text else type(error).__name__)[:300]
-
-
-def _write_results(exp_dir, rows, model, dataset, metric, bigger, settings, config_files, base, wall, spec) -> dict:
-    from recbole_compress.plots import plot_pareto
-
-    key = f"valid_{metric}"
-    mark_pareto(rows, key, bigger)
-    write_csv(rows, exp_dir / PARETO_CSV, first=["trial_id", "status", "pareto"])
-    plot_pareto(rows, key, exp_dir / PARETO_PNG, title=f"{model} on {dataset}", bigger=bigger)
-    dense = next((float(r["dense_model_bytes"]) for r in rows if r.get("dense_model_bytes")), None)
-    budgets = best_per_budget(rows, key, settings.budgets, dense, bigger) if dense else []
-    write_csv(
-        [{"budget": b["budget"], "max_bytes": b["max_bytes"], **(b["trial"] or {"trial_id": ""})} for b in budgets],
-        exp_dir / BUDGETS_CSV,
-        first=["budget", "max_bytes", "trial_id"],
-    )
-    chosen = choose(rows, key, bigger)
-    command = None
-    if chosen is not None:
-        settings_out = {"model": model, "dataset": dataset, **base, **{d.key: chosen[d.key] for d in spec.space}}
-        files = " ".join([*config_files, str(exp_dir / CHOSEN_YAML)])
-        command = f'recbole-compress run --model={model} --dataset={dataset} --config_files="{files}"'
-        header = (
-            f"# chosen by the search in {exp_dir}: trial {chosen['trial_id']}, best validation {metric} on the\n"
-            f"# Pareto front ({key}={chosen[key]}, {SIZE_KEY}={chosen[SIZE_KEY]}). Run it with:\n# {command}\n"
-        )
-        atomic_write_text(exp_dir / CHOSEN_YAML, header + yaml.safe_dump(_plain(settings_out), sort_keys=False))
-    out = {
-        "experiment": str(exp_dir),
-        "metric": key,
-        "trials": len(rows),
-        "statuses": {s: sum(r["status"] == s for r in rows) for s in dict.fromkeys(r["status"] for r in rows)},
-        "wall_time_s": round(wall, 1),
-        "pareto_csv": str(exp_dir / PARETO_CSV),
-        "pareto_png": str(exp_dir / PARETO_PNG),
-        "budgets_csv": str(exp_dir / BUDGETS_CSV),
-        "chosen_yaml": str(exp_dir / CHOSEN_YAML) if chosen else None,
-        "chosen_trial": chosen["trial_id"] if chosen else None,
-        "command": command,
-        "budgets": [{"budget": b["budget"], "max_bytes": b["max_bytes"], "trial_id": (b["trial"] or {}).get("trial_id")} for b in budgets],
-        "rows": rows,
-    }
-    atomic_write_json(exp_dir / SEARCH_JSON, out)
-    return out
-
-
-def _plain(obj):
-    """yaml.safe_dump-able values (numpy scalars from the search algorithm -> Python)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        return obj.item()
-    return obj
-
-
-def format_front(result: dict, keys: list[str]) -> str:
-    """The Pareto table as printed at the end of a search."""
-    metric = result["metric"]
-    rows = [r for r in result["rows"] if r.get("pareto")]
-    rows.sort(key=lambda r: float(r[SIZE_KEY]))
-    head = ["trial", *keys, metric, metric.replace("valid_", "test_"), "bytes", "nonzero", "reports"]
-    lines = [" | ".join(head), " | ".join("---" for _ in head)]
-    for r in rows:
-        cells = [
-            str(r["trial_id"]), *(_cell(r.get(k)) for k in keys), _cell(r[metric]),
-            _cell(r.get(metric.replace("valid_", "test_"))), str(r[SIZE_KEY]), str(r.get("nonzero_parameters")),
-            str(r.get("reports")),
-        ]
-        lines.append(" | ".join(cells))
-    return "\n".join(f"| {line} |" for line in lines)
-
-
-def _cell(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def main(args, overrides: dict) -> int:
     """``recbole-compress tune SEARCH_FILE ...`` (``cli`` parses; this runs and prints)."""
     flags = {
         "num_samples": args.num_samples, "scheduler": args.scheduler, "search_alg": args.search_alg,
         "cpu": args.cpu, "gpu": args.gpu, "max_concurrent": args.max_concurrent,
         "ray_address": args.ray_address, "storage_path": args.storage_path, "name": args.name,
+        "objective": args.objective, "budget": args.budget,
     }
     config_files = args.config_files.split() if args.config_files else None
     result = run_search(args.model, args.dataset, args.search_file, config_files, overrides, flags, resume=args.resume,
                         strict=args.strict)
     keys = [d.key for d in load_search_file(args.search_file).space]
-    print(f"search: {result['trials']} trials {result['statuses']} in {result['wall_time_s']} s")
+    print(f"search: {result['trials']} trials {result['statuses']} in {result['wall_time_s']} s; objective "
+          + (f"budget ({result['budget']:g} x dense bytes)" if result["objective"] == "budget" else result["objective"]))
     if result["statuses"].get("unfinished"):
         print("search interrupted: continue it with the same command and --resume (finished trials are kept)")
-    print(f"Pareto front ({result['metric']} vs exported bytes):")
+    volume = "" if result["hypervolume"] is None else f", hypervolume {result['hypervolume']:.4f}"
+    print(f"Pareto front ({result['metric']} vs exported bytes): {result['front_points']} points{volume}")
     print(format_front(result, keys))
     by_id = {r["trial_id"]: r for r in result["rows"]}
     for b in result["budgets"]:

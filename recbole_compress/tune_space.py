@@ -4,11 +4,21 @@ A search file (``properties/tune/*.yaml``) holds three kinds of top-level entrie
 
     prune_rate: {choice: [0.1, 0.2, 0.3]}      # a searched key: one of the forms below
     learning_rate: {loguniform: [1e-4, 1e-2]}
-    search: {num_samples: 8, scheduler: asha}  # how to search (SearchSettings)
+    search: {num_samples: 8, objective: pareto} # how to search (SearchSettings)
     config: {epochs: 20}                       # fixed settings for every trial
 
 Forms: ``choice: [a, b, ...]``, ``uniform: [low, high]``, ``loguniform: [low, high]``
 (0 < low), ``randint: [low, high]`` (integers, ``high`` excluded, as ``tune.randint``).
+
+What a search aims at (``objective``):
+
+- ``pareto`` (default): two objectives, the validation metric up and the exported
+  model bytes down (Optuna's multi-objective TPE); the trials spread along the front;
+- ``budget``: the validation metric of the trials whose exported model fits ``budget``
+  (a fraction of the dense model's bytes); a trial over it ranks below every trial that
+  fits, the further over the lower (``budget: 0.25`` alone selects this objective);
+- ``validation``: the validation metric alone (the only one ASHA can stop trials by,
+  as sizes are known only when a trial exports its model).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ FORMS = ("choice", "uniform", "loguniform", "randint")
 _FORMS_HELP = "{choice: [a, b]}, {uniform: [low, high]}, {loguniform: [low, high]} or {randint: [low, high]}"
 SCHEDULERS = ("asha", "fifo")
 SEARCH_ALGS = ("optuna", "random")
+OBJECTIVES = ("pareto", "budget", "validation")
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,11 @@ class SearchSettings:
     """The ``search:`` block (command-line flags override it)."""
 
     num_samples: int = 8
-    scheduler: str = "asha"  # asha stops trials whose validation metric trails at the same report count
+    objective: str | None = None  # pareto | budget | validation (default: budget if a budget is given, else pareto)
+    budget: float | None = None  # objective budget: the exported model's bytes at most this fraction of the dense model's
+    scheduler: str | None = None  # asha stops trials whose validation metric trails (default: asha for validation, else fifo)
     search_alg: str = "optuna"
+    startup_trials: int | None = None  # optuna: random trials before TPE models them (default: Optuna's, 10)
     cpu: float = 1.0  # per trial
     gpu: float = 0.0  # per trial; fractional shares one GPU, e.g. 0.25 = four trials per GPU
     max_concurrent: int = 0  # 0: as many as the resources allow
@@ -67,9 +81,28 @@ class SearchSettings:
         self._check(where)
         return self
 
+    def finish(self, where: str = "the search settings") -> "SearchSettings":
+        """Fill the defaults that depend on other settings, once every source is read."""
+        if self.objective is None:
+            self.objective = "budget" if self.budget is not None else "pareto"
+        if self.scheduler is None:
+            self.scheduler = "asha" if self.objective == "validation" else "fifo"
+        if self.objective == "budget" and self.budget is None:
+            raise UserError(f"objective=budget in {where} needs a budget, e.g. --budget=0.25 (a fraction of the dense model's bytes)")
+        if self.objective != "budget" and self.budget is not None:
+            raise UserError(f"budget={self.budget} in {where} applies to objective=budget only (objective is {self.objective}); drop one")
+        if self.scheduler == "asha" and self.objective != "validation":
+            raise UserError(
+                f"scheduler=asha in {where} compares trials by the validation metric alone, which objective={self.objective} "
+                "does not; use scheduler: fifo (or objective: validation)"
+            )
+        return self
+
     def _check(self, where: str) -> None:
         try:
             self.num_samples = int(self.num_samples)
+            self.budget = None if self.budget is None else float(self.budget)
+            self.startup_trials = None if self.startup_trials is None else int(self.startup_trials)
             self.cpu, self.gpu = float(self.cpu), float(self.gpu)
             self.max_concurrent, self.max_failures = int(self.max_concurrent), int(self.max_failures)
             self.grace_period, self.reduction_factor = int(self.grace_period), int(self.reduction_factor)
@@ -78,7 +111,13 @@ class SearchSettings:
             raise UserError(f"a search setting in {where} is not a number ({err}); see properties/tune/lth.yaml") from err
         if self.num_samples < 1:
             raise UserError(f"num_samples={self.num_samples} in {where} must be at least 1, e.g. --num_samples=8")
-        if self.scheduler not in SCHEDULERS:
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise UserError(f"objective={self.objective} in {where} is not one of {', '.join(OBJECTIVES)}")
+        if self.budget is not None and not 0.0 < self.budget <= 1.0:
+            raise UserError(f"budget={self.budget} in {where} must be in (0, 1], a fraction of the dense model's bytes, e.g. 0.25")
+        if self.startup_trials is not None and self.startup_trials < 1:
+            raise UserError(f"startup_trials={self.startup_trials} in {where} must be at least 1")
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise UserError(f"scheduler={self.scheduler} in {where} is not one of {', '.join(SCHEDULERS)}")
         if self.search_alg not in SEARCH_ALGS:
             raise UserError(f"search_alg={self.search_alg} in {where} is not one of {', '.join(SEARCH_ALGS)}")

@@ -68,12 +68,12 @@ def test_resume_skips_finished_cells(comparison, tmp_path, monkeypatch, capsys):
 
 
 def test_report_trains_nothing_and_marks_unfinished_cells(comparison, tmp_path, monkeypatch, capsys):
-    import recbole_compress.compare as compare
+    import recbole_compress.compare_cells as compare_cells
 
     def no_training(*args, **kwargs):
         raise AssertionError("--report must not train")
 
-    monkeypatch.setattr(compare, "run_cell", no_training)
+    monkeypatch.setattr(compare_cells, "run_cell", no_training)
     out = comparison["out"]
 
     def report(folder, *more):

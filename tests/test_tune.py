@@ -134,7 +134,7 @@ def search(tmp_path_factory):
     space = write(root, """
 prune_rate: {choice: [0.2, 0.5]}
 prune_rounds: {randint: [1, 2]}
-search: {num_samples: 3, search_alg: random, scheduler: asha, grace_period: 10, cpu: 1}
+search: {num_samples: 3, search_alg: random, objective: validation, scheduler: asha, grace_period: 10, cpu: 1}
 config: {epochs: 1}
 """)
     flags = {"storage_path": str(root / "ray"), "name": "tiny"}
@@ -147,9 +147,19 @@ config: {epochs: 1}
         # every trial of this one fails (prune_rate outside (0, 1)): retried once, then recorded
         bad = write(root, "prune_rate: {choice: [1.5]}\nsearch: {num_samples: 1, max_failures: 1}\n", "bad.yaml")
         failing = run_search("BPR_LTH", "ml-100k", bad, overrides=dict(TINY), flags={**flags, "name": "failing"})
+        # the two objectives that aim at the front: Optuna's multi-objective TPE, and a byte budget
+        aims = write(root, """
+prune_rate: {choice: [0.3, 0.6]}
+search: {num_samples: 1, startup_trials: 1, cpu: 1}
+config: {prune_rounds: 1, ticket_select: sparsest}
+""", "aims.yaml")
+        pareto = run_search("BPR_LTH", "ml-100k", aims, overrides=dict(TINY), flags={**flags, "name": "pareto"})
+        budget = run_search("BPR_LTH", "ml-100k", aims, overrides=dict(TINY),
+                            flags={**flags, "name": "budget", "budget": 0.6})
     finally:
         ray.shutdown()
-    return {"root": root, "first": first, "second": second, "finished_before": finished, "failing": failing}
+    return {"root": root, "first": first, "second": second, "finished_before": finished, "failing": failing,
+            "pareto": pareto, "budget": budget}
 
 
 def test_search_reports_every_evaluation_and_writes_results(search):
@@ -197,6 +207,68 @@ def test_failing_trial_is_recorded_not_fatal(search):
     row = result["rows"][0]
     assert "prune_rate=1.5" in row["error"] and row["pareto"] is False
     assert read_csv(result["pareto_csv"])[0]["status"] == "errored"
+
+
+def test_search_aims_at_the_front(search):
+    result = search["pareto"]
+    assert result["objective"] == "pareto" and result["statuses"] == {"finished": 1}
+    assert result["front_points"] >= 1 and result["hypervolume"] is not None and result["hypervolume"] > 0
+    saved = json.loads((search["root"] / "ray" / "pareto" / "search.json").read_text())
+    assert saved["hypervolume"] == result["hypervolume"]
+
+
+def test_budget_search_scores_trials_over_the_budget_below_every_fitting_one(search):
+    result = search["budget"]
+    assert result["objective"] == "budget" and result["budget"] == 0.6
+    rows = [r for r in result["rows"] if r["status"] == "finished"]
+    assert rows and all("objective" in r for r in rows)
+    for row in rows:
+        fits = row["model_bytes"] <= 0.6 * row["dense_model_bytes"]
+        assert row["fits_budget"] is fits
+        assert row["objective"] == (row["valid_mrr@10"] if fits else pytest.approx(-1000 * row["model_bytes"] / (0.6 * row["dense_model_bytes"])))
+    chosen = next((r for r in rows if r["trial_id"] == result["chosen_trial"]), None)
+    assert chosen is None or chosen["fits_budget"]
+
+
+def test_objective_settings_resolve_and_conflicts_are_one_line(tmp_path):
+    from recbole_compress.tune_space import SearchSettings
+
+    assert (SearchSettings().finish().objective, SearchSettings().finish().scheduler) == ("pareto", "fifo")
+    budget = SearchSettings().update({"budget": 0.25}, "x").finish()
+    assert (budget.objective, budget.scheduler) == ("budget", "fifo")
+    assert SearchSettings().update({"objective": "validation"}, "x").finish().scheduler == "asha"
+    for values, named in (({"objective": "pareto", "scheduler": "asha"}, "scheduler: fifo"),
+                          ({"objective": "budget"}, "needs a budget"),
+                          ({"objective": "pareto", "budget": 0.5}, "applies to objective=budget only"),
+                          ({"budget": 1.5}, "must be in (0, 1]"),
+                          ({"objective": "front"}, "not one of")):
+        with pytest.raises(UserError, match=named.replace("(", r"\(").replace("]", r"\]")):
+            SearchSettings().update(values, "x").finish()
+
+
+def test_objective_value_of_a_trial():
+    from recbole_compress.tune import TrialJob, objective_value, provisional
+
+    job = TrialJob("BPR_LTH", "ml-100k", {}, objective="budget", budget=0.5)
+    assert objective_value(job, 0.3, 400, 1000) == {"objective": 0.3, "fits_budget": True}
+    assert objective_value(job, 0.3, 1000, 1000) == {"objective": -2000.0, "fits_budget": False}
+    job.bigger = False  # a loss: over the budget is far above every score
+    assert objective_value(job, 0.3, 1000, 1000)["objective"] == 2000.0
+    assert provisional(job, 0.2) == {"objective": 0.2}
+    job.objective = "pareto"
+    assert objective_value(job, 0.3, 1000, 1000) == {} and provisional(job, 0.2) == {"model_bytes": None}
+
+
+def test_hypervolume_and_dominance():
+    from recbole_compress.pareto import dominated_share, hypervolume
+
+    rows = [dict(r) for r in ROWS]
+    # front d (0.1 of dense, 0.20), b (0.4, 0.28), a (1.0, 0.30): 0.3 x 0.20 + 0.6 x 0.28
+    assert hypervolume(rows, "valid_ndcg@10", 1000) == pytest.approx(0.228)
+    assert hypervolume([], "valid_ndcg@10", 1000) == 0.0
+    better = [{"valid_ndcg@10": 0.29, "model_bytes": 50}]
+    assert dominated_share(rows, better, "valid_ndcg@10") == pytest.approx(2 / 3)  # b and d, not a
+    assert dominated_share(better, rows, "valid_ndcg@10") == 0.0
 
 
 def test_missing_ray_is_a_clear_error(monkeypatch):
