@@ -86,9 +86,9 @@ def render(args, tuning, summary, overrides, seconds) -> str:
     sparsest_best = min((r for r in rows[1:] if r["valid_score"] >= best_valid * (1 - tolerance)),
                         key=lambda r: r["remaining"], default=None)
     lines += ["",
-              f"- Winning ticket vs its own dense round (the paper's comparison): "
+              "- Winning ticket vs its own dense round (the paper's comparison): "
               + (f"{ticket['remaining']:.2%} remaining (round {ticket['round']})" if ticket else "none"),
-              f"- Sparsest round reaching the best tuned dense on validation: "
+              "- Sparsest round reaching the best tuned dense on validation: "
               + (f"{sparsest_best['remaining']:.2%} remaining (round {sparsest_best['round']})" if sparsest_best else "none"),
               f"- Dense grid: {Path(tuning.out) / 'dense_grid.md'}"]
     return "\n".join(lines) + "\n"

@@ -64,10 +64,6 @@ def plot_curves(runs: dict[str, dict], path: Path, title: str, metric: str = "ND
     ax.set_xlabel("training epochs" if against == "epochs" else "training + validation time (s)")
     ax.set_ylabel(f"valid {metric}")
     ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    from recbole_compress.plots import save_figure
+
+    return save_figure(plt, fig, ax, Path(path))

@@ -61,6 +61,10 @@ def configure_compare(parser) -> None:
                         help="train nothing: write the table, plot and Pareto front from the finished cells")
     parser.add_argument("--seeds", default=None,
                         help="run every cell once per seed, e.g. 2020,2021,2022: the table reports mean +- sd")
+    parser.add_argument("--tune-dense", "--tune_dense", dest="tune_dense", nargs="?", const="", default=None,
+                        metavar="GRID", help="first tune the dense backbone on validation over a grid (default: "
+                        "learning rate x its L2 key, 3 x 3; or e.g. 'learning_rate=1e-3,5e-3;reg_weight=1e-5,1e-4'); "
+                        "every cell then trains with the selected point")
     cells = parser.add_argument_group("where the cells run (Ray tasks; the dense cells first, then the rest in parallel)")
     cells.add_argument("--ray-address", "--ray_address", dest="ray_address", default=None,
                        help="join a running Ray cluster (auto or host:port); default: a local Ray")

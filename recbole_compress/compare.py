@@ -118,6 +118,7 @@ def run_comparison(
     strict: bool = False,
     seeds=None,
     runner=None,
+    notes: list[str] | None = None,
 ) -> dict:
     """Train the dense backbone and every method at every budget (once per seed of
     ``seeds``); write the table, plot and Pareto front. Returns ``{"rows", "metric",
@@ -171,7 +172,7 @@ def run_comparison(
     method_rows.sort(key=lambda r: (-r["budget"], methods.index(r["method"])))
     records = [cell_record(c, outcomes[c.name], rows_of[c.name]) for c in dense_cells + method_cells]
     title = f"{backbone} on {dataset}" + (f", {len(seeds)} seeds" if seeds else "")
-    return write_outputs(out, dense_rows + method_rows, metric, bool(config["valid_metric_bigger"]), title, records)
+    return write_outputs(out, dense_rows + method_rows, metric, bool(config["valid_metric_bigger"]), title, records, notes)
 
 
 def _cell_result_row(cell: Cell, outcome: Outcome, tables: list[Table], dense_bytes: int) -> dict:
@@ -251,9 +252,38 @@ def main_from_args(args, overrides: dict) -> int:
     methods = [m for m in (args.methods or "").split(",") if m] or None
     files = [resolve_property_file(f) for f in args.config_files.split()] if args.config_files else None
     seeds = parse_seeds(args.seeds) if args.seeds else None
+    notes = []
+    if args.tune_dense is not None:
+        out = Path(args.out or Path("saved") / f"compare-{args.dataset}-{args.backbone}").resolve()
+        overrides, note = tuned_settings(args.backbone, args.dataset, args.tune_dense, out, files, overrides, args.report)
+        notes.append(note)
     run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides,
-                   report_only=args.report, strict=args.strict, seeds=seeds, runner=choose_runner(args))
+                   report_only=args.report, strict=args.strict, seeds=seeds, runner=choose_runner(args), notes=notes)
     return 0
+
+
+def tuned_settings(backbone: str, dataset: str, grid_text: str, out: Path, files, settings: dict,
+                   report_only: bool = False) -> tuple[dict, str]:
+    """``--tune-dense``: the dense backbone tuned on validation over a grid into
+    ``<out>/dense-grid`` (resumable), and the comparison's settings with the selected point;
+    the methods then train as the best dense model did. With ``--report`` the finished
+    tuning is read back, nothing trained."""
+    from recbole_compress.dense_baseline import BEST_FILE, GRID_MD, default_grid, parse_grid, point_name, tune_dense
+
+    grid = parse_grid(grid_text) if grid_text else default_grid(backbone)
+    folder = out / "dense-grid"
+    if report_only:
+        path = folder / BEST_FILE
+        if not path.is_file():
+            raise UserError(f"{folder} holds no finished dense tuning; run the same command without --report")
+        best = json.loads(path.read_text())["best"]
+        if set(best) != set(grid):
+            raise UserError(f"{path} tuned {', '.join(best)}, not {', '.join(grid)}; give the grid it was run with")
+    else:
+        best = tune_dense(backbone, dataset, grid, settings, folder, files).best
+    note = (f"Dense baseline tuned first on validation over {'; '.join(f'{k} {v}' for k, v in grid.items())}: "
+            f"selected {point_name(best)}, used by every cell ({GRID_MD} in dense-grid/).")
+    return {**settings, **best}, note
 
 
 if __name__ == "__main__":  # python -m recbole_compress.compare ... = recbole-compress compare ...

@@ -120,7 +120,7 @@ def best_per_budget(rows: list[dict], key: str, bigger: bool) -> list[dict]:
 # -- outputs -------------------------------------------------------------------------------------
 
 def write_outputs(out: Path, rows: list[dict], metric: str, bigger: bool, title: str,
-                  cells: list[dict] | None = None) -> dict:
+                  cells: list[dict] | None = None, notes: list[str] | None = None) -> dict:
     """compare.csv / .md / .png, pareto.csv and cells.csv (one row per cell: where it ran)."""
     from recbole_compress.pareto import front
     from recbole_compress.plots import plot_comparison
@@ -143,7 +143,7 @@ def write_outputs(out: Path, rows: list[dict], metric: str, bigger: bool, title:
     write_csv(pareto, out / "pareto.csv", first=first)
     if cells is not None:
         write_csv(cells, out / "cells.csv", first=CELL_COLUMNS)
-    atomic_write_text(out / "compare.md", markdown(rows, metric, title, best))
+    atomic_write_text(out / "compare.md", markdown(rows, metric, title, best, notes))
     plot_comparison(rows, key, out / "compare.png", title=title)
     print(f"[compare] wrote {out / 'compare.md'}, compare.csv, compare.png, pareto.csv"
           + (", cells.csv" if cells is not None else ""), flush=True)
@@ -151,12 +151,13 @@ def write_outputs(out: Path, rows: list[dict], metric: str, bigger: bool, title:
             "best": [{k: v for k, v in b.items() if k != "row"} for b in best]}
 
 
-def markdown(rows: list[dict], metric: str, title: str, best: list[dict]) -> str:
+def markdown(rows: list[dict], metric: str, title: str, best: list[dict], notes: list[str] | None = None) -> str:
     key = f"test_{metric}"
     seeds = any("n_seeds" in r for r in rows)
     lines = [f"# {title}: every method at the same memory budgets", "",
              "Budget = fraction of the dense bytes of the compressed tables; bytes are the exported tables."
              + (" Mean ± sd over the seeds (sample sd)." if seeds else ""), "",
+             *(f"{note}\n" for note in notes or ()),
              f"| method | budget | test {metric} | / dense | table bytes (max) | table params | train s | inference s |"
              + (" seeds |" if seeds else "") + " note |",
              "|---|---|---|---|---|---|---|---|" + ("---|" if seeds else "") + "---|"]

@@ -14,7 +14,7 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, ax, path: Path) -> Path:
+def save_figure(plt, fig, ax, path: Path) -> Path:
     """Grid, legend, tight layout; write the PNG and free the figure."""
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -59,7 +59,7 @@ def plot_tickets(rows: list[dict], metric: str, path, title: str = "", winner: i
         top.minorticks_off()
         top.set_xlabel("exported model (KB)")
     ax.set_title(title or "lottery tickets", fontsize=10)
-    return _save(plt, fig, ax, path)
+    return save_figure(plt, fig, ax, path)
 
 
 def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bool = True) -> Path:
@@ -92,7 +92,7 @@ def plot_pareto(rows: list[dict], metric: str, path, title: str = "", bigger: bo
     ax.set_xlabel("exported model size (KiB)")
     ax.set_ylabel(f"valid {metric.removeprefix('valid_')}")
     ax.set_title(f"{title or 'search'}: {len(done)} of {len(rows)} trials finished", fontsize=10)
-    return _save(plt, fig, ax, path)
+    return save_figure(plt, fig, ax, path)
 
 
 def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Path:
@@ -129,7 +129,7 @@ def plot_comparison(rows: list[dict], metric: str, path, title: str = "") -> Pat
     seeds = max((int(r.get("n_seeds") or 1) for r in rows), default=1)
     ax.set_ylabel(metric.replace("_", " ") + (f" (mean +- sd, {seeds} seeds)" if seeds > 1 else ""))
     ax.set_title(title or "methods at the same budgets", fontsize=10)
-    return _save(plt, fig, ax, path)
+    return save_figure(plt, fig, ax, path)
 
 
 def plot_task_rounds(rows: list[dict], path, title: str = "") -> Path:
@@ -156,4 +156,4 @@ def plot_task_rounds(rows: list[dict], path, title: str = "") -> Path:
     ax.set_xlabel("remaining shared-MLP weights (%)")
     ax.set_ylabel("validation metric of the task")
     ax.set_title(title or "LT4Rec: per-task pruning rounds (chosen mask circled)")
-    return _save(plt, fig, ax, path)
+    return save_figure(plt, fig, ax, path)

@@ -104,3 +104,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "outside (0, 1)" in capsys.readouterr().err
     assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--methods=ZIP", f"--out={tmp_path}/y", "--epochs=1"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_tune_dense_selects_on_validation_and_every_cell_trains_with_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    flags = ["--dataset=ml-100k", "--backbone=BPR", "--budgets=0.2", "--methods=QR", f"--out={tmp_path / 'cmp'}",
+             "--local", "--tune-dense=learning_rate=1e-4,1e-2", "--epochs=2", "--show_progress=False",
+             "--train_batch_size=4096", "--eval_batch_size=4096", "--state=WARNING", "--embedding_size=16"]
+    assert main(flags) == 0
+    grid = list(csv.DictReader(open(tmp_path / "cmp" / "dense-grid" / "dense_grid.csv")))
+    assert [float(r["learning_rate"]) for r in grid] == [1e-4, 1e-2]
+    chosen = max(grid, key=lambda r: float(r["valid_mrr@10"]))  # selected on validation, not test
+    assert [r["selected"] for r in grid].count("True") == 1 and chosen["selected"] == "True"
+    import json
+
+    for cell in ("dense", "QR-b0.2"):  # the comparison's cells train with the selected point
+        settings = json.load(open(tmp_path / "cmp" / "cells" / cell / "run_config.json"))["config"]
+        assert settings["learning_rate"] == float(chosen["learning_rate"])
+    text = open(tmp_path / "cmp" / "compare.md").read()
+    assert f"selected learning_rate={float(chosen['learning_rate']):g}" in text
+    capsys.readouterr()
+    assert main([*flags, "--report"]) == 0  # read back, nothing trained
+    assert "[dense]" not in capsys.readouterr().out
+    assert main([*flags, "--learning_rate=0.1", f"--out={tmp_path / 'other'}"]) == 2  # searched and fixed at once
+    assert "both searched and fixed" in capsys.readouterr().err

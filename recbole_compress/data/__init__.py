@@ -5,7 +5,8 @@ the table, and ``python -m recbole_compress.data convert --help`` for the comman
 Importing this package does not import numpy.
 """
 
-from recbole_compress.data.convert import (
+from recbole_compress.data import convert as _convert
+from recbole_compress.data.convert import (  # noqa: F401 (re-exported)
     FORMATS,
     ConversionResult,
     ConvertError,
@@ -19,25 +20,10 @@ from recbole_compress.data.convert import (
     convert_unisrec,
 )
 
-__all__ = [
-    "FORMATS",
-    "ConversionResult",
-    "ConvertError",
-    "carve_validation",
-    "convert_ctcvr",
-    "convert_dataset",
-    "convert_funnel",
-    "convert_lastfm",
-    "convert_lightgcn",
-    "convert_s3rec",
-    "convert_seqsplit",
-    "convert_unisrec",
-]
+__all__ = [n for n in _convert.__all__ if n.startswith("convert_") or n in ("FORMATS", "ConversionResult", "ConvertError", "carve_validation")]
 
 
 def __getattr__(name: str):
-    if name == "carve_validation":  # lives with numpy
-        from recbole_compress.data.convert.splits import carve_validation
-
-        return carve_validation
+    if name == "carve_validation":  # imported with numpy on first use
+        return _convert.carve_validation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

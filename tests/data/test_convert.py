@@ -64,7 +64,7 @@ def test_valid_carve_is_deterministic_and_follows_the_rule(tmp_path):
     src = shared("lastfm")
     first = convert("lastfm", src, tmp_path / "a" / "lastfm", seed=2020)
     again = convert("lastfm", src, tmp_path / "b" / "lastfm", seed=2020)
-    other = convert("lastfm", src, tmp_path / "c" / "lastfm", seed=7)
+    convert("lastfm", src, tmp_path / "c" / "lastfm", seed=7)
     valid = [(tmp_path / d / "lastfm" / "lastfm.valid.inter").read_bytes() for d in "abc"]
     assert valid[0] == valid[1] and valid[0] != valid[2]
     assert first.splits == again.splits

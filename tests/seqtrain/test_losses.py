@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from recbole_compress import Config
 from recbole_compress.registry import get_model

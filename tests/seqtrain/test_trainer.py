@@ -2,7 +2,6 @@
 prefix training to RecBole, and composes with the compression methods (tiny runs)."""
 
 import pytest
-import torch
 
 from recbole_compress import run_recbole_compress
 from recbole_compress.registry import get_trainer
@@ -25,7 +24,6 @@ def test_every_sequential_trainer_has_the_mixin_under_the_methods():
 
 
 def test_prefix_mode_trains_on_recbole_loader():
-    from recbole.utils import ModelType
 
     class Recorder:
         def __init__(self, config, model):

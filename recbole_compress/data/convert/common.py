@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,6 +207,28 @@ def malformed(path: Path, lineno: int, expected: str, line: str) -> ConvertError
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return ConvertError(f"{path}:{lineno}: malformed line, expected {expected}, got {shown!r}")
+
+
+_ID_LINE_RE = re.compile(r"^\s*\d+(?:[ \t]+\d+)*\s*$", re.ASCII)
+
+
+def read_user_lines(path: Path) -> Iterator[tuple[int, int, list[int]]]:
+    """``(line number, user, items)`` of ``user item item ...`` lines: non-negative integer
+    ids, one line per user, blank lines skipped; anything else is a one-line error."""
+    seen: dict[int, int] = {}
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        if not _ID_LINE_RE.match(line):
+            raise malformed(path, lineno, "'user item item ...' with non-negative integer ids", line)
+        user, *items = (int(tok) for tok in line.split())
+        if user in seen:
+            raise ConvertError(
+                f"{path}:{lineno}: malformed file, user {user} already has a line ({seen[user]}); "
+                "expected one line per user"
+            )
+        seen[user] = lineno
+        yield lineno, user, items
 
 
 MAX_ID = 2**63 - 1  # ids become numpy int64

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from recbole_compress.data.convert.common import (
@@ -11,15 +10,12 @@ from recbole_compress.data.convert.common import (
     Format,
     check_source,
     finish,
-    malformed,
-    read_lines,
+    read_user_lines,
     reports_os_errors,
     single_file,
     write_inter,
 )
 from recbole_compress.data.convert.output import prepare_destination, staged_output
-
-_ID_LINE_RE = re.compile(r"^\s*\d+(?:[ \t]+\d+)*\s*$", re.ASCII)
 
 
 @reports_os_errors
@@ -32,21 +28,8 @@ def convert_s3rec(src, dst, *, name: str | None = None) -> ConversionResult:
     users: list[int] = []
     items: list[int] = []
     positions: list[int] = []
-    seen: dict[int, int] = {}
     repeated = 0
-    for lineno, line in read_lines(path):
-        if not line.strip():
-            continue
-        if not _ID_LINE_RE.match(line):
-            raise malformed(path, lineno, "'user item item ...' with non-negative integer ids", line)
-        ids = [int(tok) for tok in line.split()]
-        user = ids[0]
-        if user in seen:
-            raise ConvertError(
-                f"{path}:{lineno}: malformed file, user {user} already has a sequence on line {seen[user]}"
-            )
-        seen[user] = lineno
-        seq = ids[1:]
+    for _, user, seq in read_user_lines(path):
         repeated += len(seq) - len(set(seq))
         users.extend([user] * len(seq))
         items.extend(seq)

@@ -7,7 +7,6 @@ the shared code, imported when a conversion runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +17,13 @@ from recbole_compress.data.convert.common import (
     ConvertError,
     check_ids,
     finish,
-    malformed,
     read_lines,
+    read_user_lines,
     write_inter,
 )
 from recbole_compress.data.convert.output import Destination, staged_output
 
 MIN_INTER_FOR_VALID = 5
-_ID_LINE_RE = re.compile(r"^\s*\d+(?:[ \t]+\d+)*\s*$", re.ASCII)
 
 
 @dataclass
@@ -45,22 +43,9 @@ def read_user_item_lines(path: Path) -> Split:
     """Read ``user item item ...`` lines (one per user, non-negative integer ids)."""
     users: list[int] = []
     items: list[int] = []
-    seen: dict[int, int] = {}
-    for lineno, line in read_lines(path):
-        if not line.strip():
-            continue
-        if not _ID_LINE_RE.match(line):
-            raise malformed(path, lineno, "'user item item ...' with non-negative integer ids", line)
-        ids = [int(tok) for tok in line.split()]
-        user = ids[0]
-        if user in seen:
-            raise ConvertError(
-                f"{path}:{lineno}: malformed file, user {user} already has a line ({seen[user]}); "
-                "expected one line per user"
-            )
-        seen[user] = lineno
-        users.extend([user] * (len(ids) - 1))
-        items.extend(ids[1:])
+    for _, user, seq in read_user_lines(path):
+        users.extend([user] * len(seq))
+        items.extend(seq)
     try:
         return Split(np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64))
     except OverflowError:  # an id past int64: find its line only now (no cost on good files)
