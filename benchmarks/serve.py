@@ -219,7 +219,8 @@ def synthetic(repeats: int) -> list[str]:
     tables of 64 columns at 100k and 1M items, random values; best of ``repeats``."""
     import torch
 
-    from recbole_compress.embeddings.serving import CodedTable, DenseMatrix, matrix_form
+    from recbole_compress.embeddings.serving import DenseMatrix, matrix_form
+    from recbole_compress.embeddings.serving_coded import CodedTable
     from recbole_compress.embeddings.sparse_codec import encode_masked
 
     g = torch.Generator().manual_seed(0)

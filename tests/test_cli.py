@@ -39,15 +39,24 @@ def test_cli_runs_and_writes_summary(tmp_path):
         ),
     ],
 )
-def test_bad_input_one_line_error_nonzero_exit(tmp_path, args, words):
-    out = run(*args, "--epochs=1", "--show_progress=False", cwd=tmp_path)
-    assert out.returncode == 2, out.stderr[-2000:]
-    last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), out.stderr[-2000:]
+def test_bad_input_one_line_error_nonzero_exit(tmp_path, args, words, monkeypatch, capsys):
+    from recbole_compress.cli import legacy_main  # in-process: the handler, not the interpreter, makes the exit
+
+    monkeypatch.chdir(tmp_path)
+    assert legacy_main([*args, "--epochs=1", "--show_progress=False"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: "), err[-2000:]
     for word in words:
         assert word in last
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in err
     assert not list(Path(tmp_path).rglob("summary.json"))
+
+
+def test_bad_input_exits_2_from_the_script_without_a_traceback(tmp_path):
+    out = run("--model=NoSuchModel", "--dataset=ml-100k", "--epochs=1", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1].startswith("error: unknown model") and "Traceback" not in out.stderr
 
 
 # -- the recbole-compress command --------------------------------------------------------------

@@ -286,7 +286,8 @@ class JPQEmbedding(CompressedEmbedding):
     @classmethod
     def serving_form(cls, parts: dict[str, Tensor]):
         """Codes and codebooks as exported; PQTopK scoring (serving.py's CodedTable)."""
-        from recbole_compress.embeddings.serving import CodedTable, dense_part
+        from recbole_compress.embeddings.serving import dense_part
+        from recbole_compress.embeddings.serving_coded import CodedTable
 
         n_coded, _, pad, _ = (int(x) for x in parts["header"])
         return CodedTable(parts["codes"], dense_part(parts, "codebooks"), dense_part(parts, "special"), n_coded,

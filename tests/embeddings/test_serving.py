@@ -10,7 +10,6 @@ from recbole_compress.embeddings.cerp import CERPEmbedding, PEPEmbedding, QREmbe
 from recbole_compress.embeddings.jpq import JPQEmbedding
 from recbole_compress.embeddings.masked import MaskedEmbedding, add_mask, enforce_masks
 from recbole_compress.embeddings.serving import (
-    CodedTable,
     DenseMatrix,
     MetaTable,
     RowTable,
@@ -18,6 +17,7 @@ from recbole_compress.embeddings.serving import (
     csr_bytes,
     matrix_form,
 )
+from recbole_compress.embeddings.serving_coded import CodedTable
 from recbole_compress.embeddings.sparse_codec import encode_masked
 from recbole_compress.export import export_table
 

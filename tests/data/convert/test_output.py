@@ -18,7 +18,12 @@ from tests.data.convert_helpers import leftovers, light_python, lightgcn_source,
 
 # a conversion in a subprocess that stops inside its first write (so it can be signalled there)
 STALLED = """
+import signal
 import time
+
+# the default disposition, as from a terminal: a test run under nohup hands SIGHUP down ignored,
+# and an ignored SIGHUP is left ignored by the converter (nohup's meaning)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 try:
     import recbole_compress.data.convert.splits as where
     attr = "write_inter"
