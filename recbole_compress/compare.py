@@ -106,6 +106,25 @@ def plan_cells(backbone: str, tables: list[Table], budgets: list[float], methods
 
 # -- the comparison -----------------------------------------------------------------------
 
+def check_request(budgets: list[float], methods: list[str] | None, seeds, settings: dict) -> list[int] | None:
+    """Budgets, methods and seeds checked before anything trains; returns the seeds."""
+    for budget in budgets:
+        if not 0.0 < budget < 1.0:
+            raise UserError(f"budget {budget} is outside (0, 1); budgets are fractions of the dense tables' bytes, e.g. 0.05")
+    unknown = [m for m in methods or () if m not in PLANNERS]
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
+    seeds = parse_seeds(seeds) or None
+    if seeds and "seed" in settings:
+        raise UserError("both --seed and --seeds are given; keep --seeds (every cell runs once per seed)")
+    return seeds
+
+
+def comparison_folder(out, dataset: str, backbone: str) -> Path:
+    """``--out``, or ``saved/compare-<dataset>-<backbone>``."""
+    return Path(out or Path("saved") / f"compare-{dataset}-{backbone}").resolve()
+
+
 def run_comparison(
     dataset: str,
     backbone: str,
@@ -126,19 +145,11 @@ def run_comparison(
     ``compare_ray.RayRunner``. With ``report_only`` nothing is trained: cells that have
     not finished get a row saying so."""
     settings = {"show_progress": False, **(config_dict or {})}
-    for budget in budgets:
-        if not 0.0 < budget < 1.0:
-            raise UserError(f"budget {budget} is outside (0, 1); budgets are fractions of the dense tables' bytes, e.g. 0.05")
-    unknown = [m for m in methods or () if m not in PLANNERS]
-    if unknown:
-        raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(PLANNERS)}")
-    seeds = parse_seeds(seeds) or None
-    if seeds and "seed" in settings:
-        raise UserError("both --seed and --seeds are given; keep --seeds (every cell runs once per seed)")
+    seeds = check_request(budgets, methods, seeds, settings)
     tables, config = backbone_tables(backbone, dataset, config_file_list, settings, strict)
     methods = list(methods or default_methods(config))
     metric = str(config["valid_metric"]).lower()
-    out = Path(out or Path("saved") / f"compare-{dataset}-{backbone}").resolve()
+    out = comparison_folder(out, dataset, backbone)
     if report_only and not (out / STATE_FILE).is_file():  # report on nothing: leave no folder behind
         raise UserError(f"{out} holds no comparison to report (no {STATE_FILE}); run the same command without --report")
     _claim(out, {"dataset": dataset, "backbone": backbone, "settings": settings, "config_files": config_file_list})
@@ -253,8 +264,9 @@ def main_from_args(args, overrides: dict) -> int:
     files = [resolve_property_file(f) for f in args.config_files.split()] if args.config_files else None
     seeds = parse_seeds(args.seeds) if args.seeds else None
     notes = []
-    if args.tune_dense is not None:
-        out = Path(args.out or Path("saved") / f"compare-{args.dataset}-{args.backbone}").resolve()
+    if args.tune_dense is not None:  # a bad request fails before the grid trains, not after
+        check_request(budgets, methods, seeds, overrides)
+        out = comparison_folder(args.out, args.dataset, args.backbone)
         overrides, note = tuned_settings(args.backbone, args.dataset, args.tune_dense, out, files, overrides, args.report)
         notes.append(note)
     run_comparison(args.dataset, args.backbone, budgets, methods, args.out, files, overrides,

@@ -128,3 +128,11 @@ def test_tune_dense_selects_on_validation_and_every_cell_trains_with_it(tmp_path
     assert "[dense]" not in capsys.readouterr().out
     assert main([*flags, "--learning_rate=0.1", f"--out={tmp_path / 'other'}"]) == 2  # searched and fixed at once
     assert "both searched and fixed" in capsys.readouterr().err
+
+
+def test_tune_dense_checks_the_request_before_the_grid_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dataset=ml-100k", "--backbone=BPR", "--methods=NOPE", "--tune-dense", f"--out={tmp_path / 'cmp'}",
+                 "--local"]) == 2
+    assert "unknown method(s) NOPE" in capsys.readouterr().err
+    assert not (tmp_path / "cmp").exists()  # nothing trained, no folder

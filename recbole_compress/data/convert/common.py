@@ -212,8 +212,8 @@ def malformed(path: Path, lineno: int, expected: str, line: str) -> ConvertError
 _ID_LINE_RE = re.compile(r"^\s*\d+(?:[ \t]+\d+)*\s*$", re.ASCII)
 
 
-def read_user_lines(path: Path) -> Iterator[tuple[int, int, list[int]]]:
-    """``(line number, user, items)`` of ``user item item ...`` lines: non-negative integer
+def read_user_lines(path: Path) -> Iterator[tuple[int, list[int]]]:
+    """``(user, items)`` of ``user item item ...`` lines: non-negative integer
     ids, one line per user, blank lines skipped; anything else is a one-line error."""
     seen: dict[int, int] = {}
     for lineno, line in read_lines(path):
@@ -228,7 +228,7 @@ def read_user_lines(path: Path) -> Iterator[tuple[int, int, list[int]]]:
                 "expected one line per user"
             )
         seen[user] = lineno
-        yield lineno, user, items
+        yield user, items
 
 
 MAX_ID = 2**63 - 1  # ids become numpy int64

@@ -29,7 +29,7 @@ def convert_s3rec(src, dst, *, name: str | None = None) -> ConversionResult:
     items: list[int] = []
     positions: list[int] = []
     repeated = 0
-    for _, user, seq in read_user_lines(path):
+    for user, seq in read_user_lines(path):
         repeated += len(seq) - len(set(seq))
         users.extend([user] * len(seq))
         items.extend(seq)

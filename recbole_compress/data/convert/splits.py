@@ -43,7 +43,7 @@ def read_user_item_lines(path: Path) -> Split:
     """Read ``user item item ...`` lines (one per user, non-negative integer ids)."""
     users: list[int] = []
     items: list[int] = []
-    for _, user, seq in read_user_lines(path):
+    for user, seq in read_user_lines(path):
         users.extend([user] * len(seq))
         items.extend(seq)
     try:
