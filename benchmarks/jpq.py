@@ -23,6 +23,8 @@ negative, d=128, early stopping; see docs/recjpq.md):
 Finished runs (same model and settings in their output folder) are read back, so a long
 benchmark resumes after its last finished model. With several code lengths, the one
 with the best validation NDCG@10 is marked (test scores play no part in the choice).
+``--workers=N`` trains N models at once, each in its own process (a GPU or a many-core
+machine; with ``--threads`` threads each), then builds the same table.
 Learning curves (valid NDCG@10 per epoch, every model of a backbone): ``curves-<backbone>.png``.
 """
 
@@ -32,7 +34,7 @@ import json
 from pathlib import Path
 
 from common import benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
-from runs import best_point, plot_curves, run_or_reuse  # benchmarks/runs.py
+from runs import best_point, plot_curves, run_in_parallel, run_or_reuse  # benchmarks/runs.py
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,6 +45,7 @@ def parse():
     parser.add_argument("--epochs", default="10", help="epoch cap: N, or Model:N,Model:N")
     parser.add_argument("--code_lengths", default="8", help="JPQ code lengths m: 8, 8+4, or Model:8+4,Model:8")
     parser.add_argument("--config_files", default="", help="config files of a training regime, space-separated")
+    parser.add_argument("--workers", type=int, default=1, help="models trained at once, one process each")
     return parse_with_overrides(parser)
 
 
@@ -87,15 +90,21 @@ def main():
         "| model bytes | epoch time (s) | epoch-time ratio | time to best (s) |"
     )
     rows = [header, "|" + "---|" * 13]
-    summaries = {}
+    plan = {}  # backbone -> [(row name, model, settings, output folder)], dense first
     for base in args.models.split(","):
         epochs = int(per_model(args.epochs, base, "epochs"))
-        dense = run(base, args.dataset, {**settings, "epochs": epochs}, out / base, config_files)
-        runs = [(base, dense)]
-        for m in per_model(args.code_lengths, base, "code_lengths").split("+"):
-            jpq = run(f"{base}_JPQ", args.dataset, {**settings, "epochs": epochs, "jpq_code_length": int(m)},
-                      out / f"{base}_JPQ-m{m}", config_files)
-            runs.append((f"{base}_JPQ (m={m})", jpq))
+        plan[base] = [(base, base, {**settings, "epochs": epochs}, out / base)] + [
+            (f"{base}_JPQ (m={m})", f"{base}_JPQ", {**settings, "epochs": epochs, "jpq_code_length": int(m)},
+             out / f"{base}_JPQ-m{m}")
+            for m in per_model(args.code_lengths, base, "code_lengths").split("+")
+        ]
+    if args.workers > 1:
+        run_in_parallel([(model, args.dataset, s, folder, config_files) for rows in plan.values()
+                         for _, model, s, folder in rows], args.workers, args.threads)
+    summaries = {}
+    for base, planned in plan.items():
+        runs = [(name, run(model, args.dataset, s, folder, config_files)) for name, model, s, folder in planned]
+        dense = runs[0][1]
         coded = [(name, s) for name, s in runs[1:]]
         picked = max(coded, key=lambda item: item[1]["valid"]["ndcg@10"])[0] if len(coded) > 1 else None
         summaries[base] = dict(runs)

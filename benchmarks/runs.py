@@ -31,6 +31,35 @@ def run_or_reuse(model: str, dataset: str, settings: dict, out_dir: Path, config
     return summary
 
 
+def _set_threads(threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def run_in_parallel(jobs: list[tuple], workers: int, threads: int = 0) -> None:
+    """``run_or_reuse(*job)`` for every job, ``workers`` at a time, each in a fresh spawned
+    process (its own torch threads, RecBole logger and CUDA context; several small models
+    share one GPU this way). The caller then reads the finished runs back, in its own
+    order, with ``run_or_reuse``. Every job runs even when one fails; the failures are
+    raised together at the end."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    failures = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1,
+                             initializer=_set_threads, initargs=(threads,)) as pool:
+        futures = [(job[3], pool.submit(run_or_reuse, *job)) for job in jobs]
+        for out_dir, future in futures:
+            try:
+                future.result()
+            except Exception as err:  # noqa: BLE001  (reported below, with its folder)
+                failures.append(f"{out_dir}: {type(err).__name__}: {err}")
+    if failures:
+        raise SystemExit("error: runs failed:\n  " + "\n  ".join(failures))
+
+
 def best_point(summary: dict) -> dict:
     """The validation at which the run's best score was reached (the first, on ties),
     with ``time_s``: training plus validation seconds up to and including it."""

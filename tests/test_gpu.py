@@ -15,11 +15,17 @@ GPU = {**TINY, "use_gpu": True, "gpu_id": "0", "embedding_size": 16, "n_layers":
        "ticket_select": "sparsest", "threshold_pace": 0.2, "threshold_epochs": 2}
 SEQUENTIAL = {**GPU, "hidden_size": 16, "inner_size": 32, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 20,
               "jpq_code_length": 4, "train_neg_sample_args": None}
+# all-position training (seqtrain/): windows and negatives are built on the CPU, moved with the batch
+ALL_POSITIONS = {**SEQUENTIAL, "train_mode": "all_positions", "train_batch_size": 64}
 MODELS = [("LightGCN_LTH", GPU), ("LightGCN_PEP", GPU), ("LightGCN_CERP", GPU), ("LightGCN_QR", GPU),
-          ("LightGCN_QR_LTH", GPU), ("SASRec_JPQ", SEQUENTIAL), ("SASRec_LTH", SEQUENTIAL)]
+          ("LightGCN_QR_LTH", GPU), ("SASRec_JPQ", SEQUENTIAL), ("SASRec_LTH", SEQUENTIAL),
+          ("SASRec_JPQ", {**ALL_POSITIONS, "loss_type": "BCE"}), ("SASRec", {**ALL_POSITIONS, "loss_type": "gBCE",
+                                                                          "neg_samples": 16}),
+          ("GRU4Rec_JPQ", {**ALL_POSITIONS, "loss_type": "CE", "embedding_size": 16})]
+IDS = [m + (f"-{s['train_mode']}-{s['loss_type']}" if "train_mode" in s else "") for m, s in MODELS]
 
 
-@pytest.mark.parametrize("model, settings", MODELS, ids=[m for m, _ in MODELS])
+@pytest.mark.parametrize("model, settings", MODELS, ids=IDS)
 def test_train_export_and_serve_on_cuda(tmp_path, model, settings):
     from recbole_compress import load_model, run_recbole_compress
     from recbole_compress.export import load_artifact
