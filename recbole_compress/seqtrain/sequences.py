@@ -11,6 +11,11 @@ A sequence of ``L`` items holds ``L - 1`` transitions (predict item t from items
 exactly the rows RecBole trains on. Sequences longer than ``W + 1`` items
 (``W = MAX_ITEM_LIST_LENGTH``) are cut into windows of at most ``W`` transitions,
 counted from the end, so the most recent transitions keep the longest context.
+With an overlap ``o``, each window but a user's first starts ``o`` items before the
+transitions it trains (context only), so every trained position past the first
+window sees at least ``o`` earlier items, as a prefix sample of RecBole sees up to
+``W``; each transition is still trained once per epoch, at ``W / (W - o)`` times the
+positions computed.
 """
 
 from __future__ import annotations
@@ -98,29 +103,37 @@ class Windows:
     start: torch.Tensor  # [n_windows] long
     length: torch.Tensor  # [n_windows] long, 1..W transitions
     user: torch.Tensor  # [n_windows] long
+    skip: torch.Tensor  # [n_windows] long: leading positions that are context only (0 or the overlap)
 
     def __len__(self) -> int:
         return int(self.start.numel())
 
     def positions(self) -> int:
-        return int(self.length.sum())
+        """Trained positions (each training transition once)."""
+        return int((self.length - self.skip).sum())
 
 
-def windows(sequences: Sequences, width: int) -> Windows:
-    """Cut every sequence's transitions into windows of at most ``width``, from the end."""
+def windows(sequences: Sequences, width: int, overlap: int = 0) -> Windows:
+    """Cut every sequence's transitions into windows of at most ``width``, from the end;
+    consecutive windows of a user share ``overlap`` items, trained in the later one only."""
     if width < 1:
         raise UserError(f"MAX_ITEM_LIST_LENGTH={width} must be >= 1")
+    if not 0 <= overlap < width:
+        raise UserError(f"window_overlap={overlap} must be in [0, MAX_ITEM_LIST_LENGTH={width}); e.g. --window_overlap={width // 2}")
+    stride = width - overlap
     transitions = np.maximum(sequences.lengths - 1, 0)
-    count = -(-transitions // width)  # ceil; 0 for a sequence of one item
+    # windows until one starts at the sequence's first item; 0 for a sequence of one item
+    count = np.where(transitions > 0, -(-np.maximum(transitions - width, 0) // stride) + 1, 0)
     owner = np.repeat(np.arange(len(transitions)), count)
     back = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)  # 0 = the last window
-    end = transitions[owner] - back * width
+    end = transitions[owner] - back * stride
     begin = np.maximum(end - width, 0)
     return Windows(
         items=torch.from_numpy(sequences.items),
         start=torch.from_numpy(sequences.offsets[owner] + begin),
         length=torch.from_numpy(end - begin),
         user=torch.from_numpy(sequences.users[owner].astype(np.int64)),
+        skip=torch.from_numpy(np.where(begin > 0, overlap, 0).astype(np.int64)),
     )
 
 
@@ -138,8 +151,9 @@ def sample_negatives(positives: torch.Tensor, count: int, n_items: int) -> torch
 class AllPositionsLoader:
     """Batches of windows as RecBole ``Interaction``s, reshuffled every epoch:
     ``ITEM_SEQ`` [B, L] inputs (left-aligned, 0-padded to the batch's longest window),
-    ``ITEM_SEQ_LEN`` [B], ``POS_ITEM_ID`` [B, L] targets (0 = padding) and, when
-    ``neg_samples`` > 0, ``NEG_ITEM_ID`` [B, L, k].
+    ``ITEM_SEQ_LEN`` [B], ``POS_ITEM_ID`` [B, L] targets (0 = padding, and at a window's
+    context-only overlap, which the losses skip) and, when ``neg_samples`` > 0,
+    ``NEG_ITEM_ID`` [B, L, k].
 
     ``length_bucketing``: batches are formed from pools of 50 batches sorted by length,
     then shuffled, so a batch pads to a similar length (short histories dominate
@@ -182,7 +196,8 @@ class AllPositionsLoader:
         valid = steps[None, :] < length[:, None]
         at = torch.where(valid, w.start[index, None] + steps[None, :], 0)
         inputs = torch.where(valid, w.items[at], 0)
-        targets = torch.where(valid, w.items[torch.where(valid, at + 1, 0)], 0)
+        trained = valid & (steps[None, :] >= w.skip[index, None])
+        targets = torch.where(trained, w.items[torch.where(valid, at + 1, 0)], 0)
         data = {
             self.fields["user"]: w.user[index],
             self.fields["item_seq"]: inputs,
@@ -191,5 +206,5 @@ class AllPositionsLoader:
         }
         if self.neg_samples:
             negatives = sample_negatives(targets, self.neg_samples, self.n_items)
-            data[self.fields["neg_item"]] = negatives * valid.unsqueeze(-1)
+            data[self.fields["neg_item"]] = negatives * trained.unsqueeze(-1)
         return Interaction(data)

@@ -86,11 +86,16 @@ class AllPositionsSettings:
     gbce_t: float
     batch_size: int
     length_bucketing: bool
+    window_overlap: int = 0
 
     @staticmethod
     def check(values) -> None:
         _positive_int(values, "neg_samples")
         _positive_int(values, "train_batch_size")
+        overlap, width = values.get("window_overlap") or 0, values.get("MAX_ITEM_LIST_LENGTH")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0 or (width and overlap >= width):
+            raise UserError(f"window_overlap={overlap} must be a whole number in [0, MAX_ITEM_LIST_LENGTH={width}); "
+                            f"e.g. --window_overlap={(width or 50) // 2}")
         t = values.get("gbce_t")
         try:
             t = float(0.75 if t is None else t)
@@ -115,6 +120,7 @@ class AllPositionsSettings:
             gbce_t=float(0.75 if values.get("gbce_t") is None else values["gbce_t"]),
             batch_size=int(values["train_batch_size"]),
             length_bucketing=bool(values.get("length_bucketing", True)),
+            window_overlap=int(values.get("window_overlap") or 0),
         )
 
     def describe(self) -> str:

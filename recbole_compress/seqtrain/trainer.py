@@ -40,7 +40,7 @@ class AllPositionsTrainerMixin:
         if self._all_positions_loader is None:
             model, settings = self.model, self.all_positions
             sequences = training_sequences(train_data._dataset, model.ITEM_SEQ, model.ITEM_SEQ_LEN)
-            cut = windows(sequences, int(model.max_seq_length))
+            cut = windows(sequences, int(model.max_seq_length), settings.window_overlap)
             fields = {
                 "user": model.USER_ID,
                 "item_seq": model.ITEM_SEQ,
@@ -55,7 +55,8 @@ class AllPositionsTrainerMixin:
             self.logger.info(
                 set_color("all-positions training", "yellow")
                 + f": {len(sequences.users)} user sequences -> {len(cut)} windows of up to {model.max_seq_length} "
-                f"transitions, {cut.positions()} positions (RecBole's prefix rows: {len(train_data._dataset)}), "
+                f"transitions (overlap {settings.window_overlap}), {cut.positions()} trained positions "
+                f"(RecBole's prefix rows: {len(train_data._dataset)}), "
                 f"{len(self._all_positions_loader)} batches of {settings.batch_size}; loss {settings.describe()}"
             )
         return self._all_positions_loader

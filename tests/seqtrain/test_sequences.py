@@ -59,10 +59,24 @@ def test_windows_hold_every_training_transition_once(splits):
     assert pairs == Counter(zip(*(a.tolist() for a in _rows(train))))
 
 
+@pytest.mark.parametrize("overlap", [5, 19])
+def test_overlapping_windows_train_every_transition_once_with_context(splits, overlap):
+    _, train, _, _ = splits
+    seqs = training_sequences(train, SEQ_FIELD, LEN_FIELD)
+    plain, cut = windows(seqs, 20), windows(seqs, 20, overlap)
+    assert int(cut.length.max()) == 20 and cut.positions() == len(train) and len(cut) > len(plain)
+    pairs, first_start = Counter(), dict(zip(seqs.users.tolist(), seqs.offsets[:-1].tolist()))
+    for start, length, skip, user in zip(cut.start.tolist(), cut.length.tolist(), cut.skip.tolist(), cut.user.tolist()):
+        assert skip == (overlap if start > first_start[user] else 0)  # only a user's first window trains from its start
+        pairs.update((user, int(item)) for item in cut.items[start + 1 + skip : start + 1 + length])
+    assert pairs == Counter(zip(*(a.tolist() for a in _rows(train))))
+
+
+@pytest.mark.parametrize("overlap", [0, 7])
 @pytest.mark.parametrize("bucketing", [True, False])
-def test_an_epoch_of_batches_is_exactly_the_training_interactions(splits, bucketing):
+def test_an_epoch_of_batches_is_exactly_the_training_interactions(splits, bucketing, overlap):
     _, train, valid, test = splits
-    cut = windows(training_sequences(train, SEQ_FIELD, LEN_FIELD), 20)
+    cut = windows(training_sequences(train, SEQ_FIELD, LEN_FIELD), 20, overlap)
     n_items = train.item_num
     loader = AllPositionsLoader(cut, FIELDS, batch_size=64, n_items=n_items, neg_samples=3, length_bucketing=bucketing)
     held_out = {(u, i) for rows in (_rows(valid), _rows(test)) for u, i in zip(*(a.tolist() for a in rows))}
@@ -71,9 +85,13 @@ def test_an_epoch_of_batches_is_exactly_the_training_interactions(splits, bucket
     for batch in loader:
         batches += 1
         seq, length, pos, neg = batch[SEQ_FIELD], batch[LEN_FIELD], batch["item_id"], batch["neg_item_id"]
-        valid_pos = torch.arange(seq.shape[1])[None, :] < length[:, None]
-        assert torch.equal(valid_pos, pos != 0) and torch.equal(valid_pos, seq != 0)
-        assert torch.equal(seq[:, 1:][valid_pos[:, 1:]], pos[:, :-1][valid_pos[:, 1:]])  # inputs are targets shifted
+        in_window = torch.arange(seq.shape[1])[None, :] < length[:, None]
+        assert torch.equal(in_window, seq != 0)
+        valid_pos = pos != 0  # trained: in the window and past its context-only overlap
+        assert not (valid_pos & ~in_window).any()
+        assert set((in_window.sum(1) - valid_pos.sum(1)).tolist()) <= {0, overlap}  # context-only positions
+        both = valid_pos[:, :-1] & valid_pos[:, 1:]
+        assert torch.equal(seq[:, 1:][both], pos[:, :-1][both])  # inputs are targets shifted
         assert not (neg[valid_pos] == pos[valid_pos].unsqueeze(-1)).any()
         assert (neg[~valid_pos] == 0).all()
         users = batch["user_id"][:, None].expand_as(pos)
@@ -141,6 +159,15 @@ def test_rebuild_from_capped_histories_and_windows_from_the_end():
     cut = windows(seqs, 2)
     spans = [cut.items[s : s + n + 1].tolist() for s, n in zip(cut.start.tolist(), cut.length.tolist())]
     assert spans == [[4, 5, 6], [2, 3, 4], [1, 2], [7, 8]]  # user 1: the last two transitions first
+
+
+def test_overlapping_windows_from_the_end():
+    data = _fake_dataset([1, 1, 1, 1, 1], [2, 3, 4, 5, 6], [[1], [1, 2], [2, 3], [3, 4], [4, 5]])
+    cut = windows(training_sequences(data, SEQ_FIELD, LEN_FIELD), 3, overlap=1)
+    spans = [cut.items[s : s + n + 1].tolist() for s, n in zip(cut.start.tolist(), cut.length.tolist())]
+    assert spans == [[3, 4, 5, 6], [1, 2, 3, 4]] and cut.skip.tolist() == [1, 0]  # 3->4 is context in the last window
+    with pytest.raises(UserError, match=r"window_overlap=3 must be in \[0, MAX_ITEM_LIST_LENGTH=3\)"):
+        windows(training_sequences(data, SEQ_FIELD, LEN_FIELD), 3, overlap=3)
 
 
 def test_rows_that_are_not_prefixes_are_refused():

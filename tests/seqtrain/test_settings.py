@@ -49,6 +49,8 @@ def test_compressed_and_composed_backbones_are_accepted():
          "remove it and set --neg_samples"),
         ("SASRec", {"train_mode": "all_positions", "loss_type": "gBCE", "gbce_t": 2}, "gbce_t=2 is outside"),
         ("SASRec", {"train_mode": "all_positions", "neg_samples": 0}, "neg_samples=0 must be"),
+        ("SASRec", {"train_mode": "all_positions", "window_overlap": 50}, r"window_overlap=50 must be .* \[0, MAX_ITEM_LIST_LENGTH="),
+        ("SASRec", {"train_mode": "all_positions", "window_overlap": -1}, "window_overlap=-1 must be"),
     ],
 )
 def test_bad_settings_fail_in_one_line(model, settings, message):

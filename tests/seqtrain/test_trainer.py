@@ -78,3 +78,15 @@ def test_compositions_train_at_all_positions(tmp_path, model, extra):
         assert summary["budget"]["stage1_epochs"] == 1 and summary["epochs"] == 2
     if model == "SASRec_LTH":
         assert summary["epochs"] == 2 and summary["lth"]["rounds_table"][1]["remaining"] == pytest.approx(0.5)
+
+
+def test_window_overlap_reaches_the_trainers_windows():
+    from recbole.data import create_dataset, data_preparation
+
+    from recbole_compress import Config, get_model
+
+    config = Config(model="SASRec", dataset="ml-100k", config_dict={**TINY_RUN, "window_overlap": 10})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, get_model("SASRec")(config, train._dataset))
+    cut = trainer.all_positions_loader(train).windows
+    assert set(cut.skip.tolist()) == {0, 10} and cut.positions() == len(train._dataset)
