@@ -113,13 +113,21 @@ class Windows:
         return int((self.length - self.skip).sum())
 
 
+def check_window_overlap(overlap, width: int | None) -> None:
+    """``window_overlap`` is a whole number in [0, ``width``) (no upper bound while the
+    width is unknown); checked where the config is read and where windows are cut."""
+    whole = isinstance(overlap, int) and not isinstance(overlap, bool)
+    if not whole or overlap < 0 or (width and overlap >= width):
+        raise UserError(f"window_overlap={overlap} must be in [0, MAX_ITEM_LIST_LENGTH={width}), a whole number; "
+                        f"e.g. --window_overlap={(width or 50) // 2}")
+
+
 def windows(sequences: Sequences, width: int, overlap: int = 0) -> Windows:
     """Cut every sequence's transitions into windows of at most ``width``, from the end;
     consecutive windows of a user share ``overlap`` items, trained in the later one only."""
     if width < 1:
         raise UserError(f"MAX_ITEM_LIST_LENGTH={width} must be >= 1")
-    if not 0 <= overlap < width:
-        raise UserError(f"window_overlap={overlap} must be in [0, MAX_ITEM_LIST_LENGTH={width}); e.g. --window_overlap={width // 2}")
+    check_window_overlap(overlap, width)
     stride = width - overlap
     transitions = np.maximum(sequences.lengths - 1, 0)
     # windows until one starts at the sequence's first item; 0 for a sequence of one item

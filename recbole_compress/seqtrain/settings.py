@@ -16,6 +16,7 @@ from pathlib import Path
 from recbole.utils import ModelType
 
 from recbole_compress.errors import UserError
+from recbole_compress.seqtrain.sequences import check_window_overlap
 
 TRAIN_MODES = ("prefix", "all_positions")
 LOSSES = ("CE", "BCE", "gBCE")
@@ -92,10 +93,7 @@ class AllPositionsSettings:
     def check(values) -> None:
         _positive_int(values, "neg_samples")
         _positive_int(values, "train_batch_size")
-        overlap, width = values.get("window_overlap") or 0, values.get("MAX_ITEM_LIST_LENGTH")
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0 or (width and overlap >= width):
-            raise UserError(f"window_overlap={overlap} must be a whole number in [0, MAX_ITEM_LIST_LENGTH={width}); "
-                            f"e.g. --window_overlap={(width or 50) // 2}")
+        check_window_overlap(values.get("window_overlap") or 0, values.get("MAX_ITEM_LIST_LENGTH"))
         t = values.get("gbce_t")
         try:
             t = float(0.75 if t is None else t)
