@@ -99,8 +99,8 @@ def main():
             for m in per_model(args.code_lengths, base, "code_lengths").split("+")
         ]
     if args.workers > 1:
-        run_in_parallel([(model, args.dataset, s, folder, config_files) for rows in plan.values()
-                         for _, model, s, folder in rows], args.workers, args.threads)
+        run_in_parallel([(model, args.dataset, s, folder, config_files) for planned in plan.values()
+                         for _, model, s, folder in planned], args.workers, args.threads)
     summaries = {}
     for base, planned in plan.items():
         runs = [(name, run(model, args.dataset, s, folder, config_files)) for name, model, s, folder in planned]

@@ -119,7 +119,8 @@ def to_best(args, base, out) -> tuple[str, dict]:
         settings.update({"epochs": cap, "stopping_step": args.stopping_step})
         summaries[label] = run_or_reuse(args.model, args.dataset, settings, out / variant.replace(":", "-"))
     first = next(iter(summaries.values()))
-    base_time, target = best_point(first)["time_s"], best_point(first)["valid_score"]
+    first_best = best_point(first)
+    base_time, target = first_best["time_s"], first_best["valid_score"]
     lines = [f"# Time to the best validation: {args.model} on {args.dataset}", "",
              f"settings: `{json.dumps(base)}`; epochs cap prefix {args.prefix_epochs}, all positions "
              f"{args.all_positions_epochs}; patience {args.stopping_step} validations", "",
