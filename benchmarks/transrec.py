@@ -141,7 +141,7 @@ def main():
     if pretrained and not (Path(pretrained) / "model.pt").is_file():
         raise SystemExit(f"error: --pretrained={pretrained} holds no model.pt; finish the pre-training run first")
     for seed in seeds:
-        for model in args.models.split(","):
+        for model in [m for m in args.models.split(",") if m]:  # --models= : the transfer run alone
             summary = run(model, args.dataset, {**base, **per_model[model], "seed": seed}, config_for[model],
                           out / f"{model}-{seed}")
             groups.setdefault("TransRec (scratch)" if model == "TransRec" else model, []).append(summary)
