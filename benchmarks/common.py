@@ -61,6 +61,12 @@ def config_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> dict:
         parser.error(str(err))
 
 
+def config_file_paths(spec: str | None) -> list[str]:
+    """``--config_files`` (space-separated, relative to the repository or absolute) -> absolute
+    paths, resolved before ``prepare_run`` moves into the output folder."""
+    return [str((REPO / f).resolve()) if not Path(f).is_absolute() else f for f in (spec or "").split()]
+
+
 def ensure_dataset(name: str, data_path: Path) -> None:
     """Convert ``../shared/datasets/<name>`` into ``data_path`` unless it is there."""
     if name == "ml-100k" or (data_path / name).is_dir():

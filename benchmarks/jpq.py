@@ -33,10 +33,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
+from common import benchmark_parser, config_file_paths, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 from runs import best_point, plot_curves, run_in_parallel, run_or_reuse  # benchmarks/runs.py
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parse():
@@ -76,7 +74,7 @@ def run(model, dataset, settings, out_dir, config_files):
 
 def main():
     args, overrides = parse()
-    config_files = [str((REPO / f).resolve()) if not Path(f).is_absolute() else f for f in args.config_files.split()]
+    config_files = config_file_paths(args.config_files)
     out, data_path = prepare_run(args, "jpq")
 
     import recbole_compress  # noqa: F401

@@ -26,9 +26,8 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-from pathlib import Path
 
-from common import REPO, benchmark_parser, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
+from common import benchmark_parser, config_file_paths, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 
 METRICS = ("ctr_auc", "ctr_logloss", "cvr_auc", "ctcvr_auc")
 
@@ -95,8 +94,7 @@ def plot(rows, models, path):
 
 def main():
     args, overrides = parse()
-    config_files = [str((REPO / f).resolve()) if not Path(f).is_absolute() else f
-                    for f in args.config_files.split()] if args.config_files else None
+    config_files = config_file_paths(args.config_files) or None
     out, data_path = prepare_run(args, "multitask")
     import recbole_compress
 

@@ -31,7 +31,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import REPO, benchmark_parser, ensure_dataset, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
+from common import benchmark_parser, config_file_paths, ensure_dataset, parse_with_overrides, prepare_run, write_report  # benchmarks/common.py
 
 
 def parse():
@@ -70,10 +70,6 @@ def run(model, dataset, settings, config_files, out_dir: Path) -> dict:
     summary["wall_time_s"] = round(time.time() - started, 1)
     summary_file.write_text(json.dumps(summary, indent=2, default=str))
     return {**summary, "output_dir": str(out_dir)}
-
-
-def files(spec):
-    return [str((REPO / f).resolve()) if not Path(f).is_absolute() else f for f in spec.split()] if spec else []
 
 
 def item_table_parameters(summary: dict) -> int:
@@ -128,14 +124,14 @@ def main():
     per_model = split_overrides(overrides)
     seeds = [int(s) for s in args.seeds.split(",")]
     base = {"data_path": str(data_path), "show_progress": False, "epochs": args.epochs}
-    shared_files, transrec_files = files(args.config_files), files(args.transrec_config_files)
+    shared_files, transrec_files = config_file_paths(args.config_files), config_file_paths(args.transrec_config_files)
     config_for = {"SASRec": shared_files or None, "TransRec": (shared_files + transrec_files) or None}
     groups: dict[str, list[dict]] = {}
     summaries = {}
     if args.pretrain_on:
         ensure_dataset(args.pretrain_on, data_path)
         source = run("TransRec", args.pretrain_on, {**base, **per_model["TransRec"], "seed": seeds[0]},
-                     (files(args.pretrain_config_files) + transrec_files) or None, out / f"TransRec-pretrain-{args.pretrain_on}")
+                     (config_file_paths(args.pretrain_config_files) + transrec_files) or None, out / f"TransRec-pretrain-{args.pretrain_on}")
         summaries[f"pretrain-{args.pretrain_on}"] = source
         pretrained = str(out / f"TransRec-pretrain-{args.pretrain_on}")
     if pretrained and not (Path(pretrained) / "model.pt").is_file():

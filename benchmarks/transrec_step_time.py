@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from common import REPO, benchmark_parser, parse_with_overrides, prepare_run  # benchmarks/common.py
+from common import REPO, benchmark_parser, config_file_paths, parse_with_overrides, prepare_run  # benchmarks/common.py
 
 PRESET = REPO / "properties" / "paper" / "transrec.yaml"
 
@@ -35,7 +35,7 @@ def main():
     from recbole_compress import Config
     from recbole_compress.models.transrec import TransRec
 
-    files = [str(REPO / f) for f in (args.config_files or "").split()] + [str(PRESET)]
+    files = config_file_paths(args.config_files) + [str(PRESET)]
     runs = {}
     for layers in (int(n) for n in args.layers.split(",")):
         settings = {"data_path": str(data_path), "show_progress": False, "state": "WARNING", **overrides,
@@ -63,7 +63,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for layers, (model, _, times) in runs.items():
         step = statistics.median(times)
-        encoder = model.text_tower.encoder_parameters() if hasattr(model, "text_tower") else 0
+        encoder = model.accounting()["text_encoder_trainable_parameters"]
         print(f"| {args.dataset} | {layers} | {encoder:,} | {step:.3f} | {steps_per_epoch:,} "
               f"| {step * steps_per_epoch / 3600:.2f} | {step / base:.1f}x |")
 
