@@ -3,7 +3,7 @@ authors' budgets, with a validation-tuned dense baseline, in one resumable run.
 
     uv run python benchmarks/cerp_regimes.py --dataset=ml-100k --backbone=LightGCN \\
         [--sparsities=0.5,0.8,0.95] [--grid="learning_rate=1e-3,5e-3,1e-2;reg_weight=1e-5,1e-4,1e-3"] \\
-        [--same_count] [--defaults] [--out=DIR] [--key=value ...]
+        [--seeds=2020,2021,2022] [--same_count] [--defaults] [--out=DIR] [--key=value ...]
 
 1. The dense backbone is tuned on a grid (dense_baseline.tune_dense: selected on
    validation, reported on test) under the regime (properties/paper/cerp.yaml plus
@@ -13,6 +13,8 @@ authors' budgets, with a validation-tuned dense baseline, in one resumable run.
    (budgets.meta_sparsity_budget); ``recbole-compress compare`` then trains CERP, PEP,
    QR and the one-shot magnitude ticket at those bytes, every cell with the selected
    dense learning rate and L2 (the dense cell IS the selected grid point).
+   ``--seeds``: the comparison (not the grid, nor the extras below) runs once per seed
+   and reports mean ± sd; "best" then means ahead of the others by more than the spread.
 3. ``--same_count``: PEP at the same meta sparsity (the same non-zeros as CERP, more
    bytes) and the one-shot magnitude ticket keeping the same count -- the authors'
    own axis (parameters).
@@ -37,12 +39,14 @@ from common import benchmark_parser, parse_with_overrides, prepare_run  # noqa: 
 REPO = Path(__file__).resolve().parents[1]
 PRESET = str(REPO / "properties" / "paper" / "cerp.yaml")
 METRIC = "ndcg@20"
+GRID_SEED = 2020  # the grid runs at the config's seed: RecBole's overall.yaml default unless --seed
 
 
 def parse():
     parser = benchmark_parser(__doc__, "cerp-regimes", "ml-100k")
     parser.add_argument("--backbone", default="LightGCN")
     parser.add_argument("--sparsities", default="0.5,0.8,0.95")
+    parser.add_argument("--seeds", default="", help="run the comparison once per seed, e.g. 2020,2021,2022")
     parser.add_argument("--grid", default=None, help="dense grid, e.g. learning_rate=1e-3,5e-3;reg_weight=1e-5,1e-4")
     parser.add_argument("--same_count", nargs="?", const="PEP,LTH", default="",
                         help="also these methods (PEP, LTH) at CERP's non-zero count (more bytes)")
@@ -51,13 +55,20 @@ def parse():
     return parse_with_overrides(parser)
 
 
-def seed_dense_cell(grid_cell: Path, compare_out: Path, backbone: str, settings: dict) -> None:
+def seed_dense_cell(grid_cell: Path, compare_out: Path, backbone: str, settings: dict, seeds) -> None:
     """The comparison's dense cell is the selected grid point (a dense run reads none of
     the methods' keys): copy it, recorded under the comparison's settings, instead of
-    training it again."""
+    training it again. With ``seeds`` it is the cell of the grid's seed, if listed."""
+    from recbole_compress.compare_cells import Cell
     from recbole_compress.run import atomic_write_json, to_jsonable
 
-    target = compare_out / "cells" / "dense"
+    seed = None
+    if seeds:
+        seed = int(settings.get("seed", GRID_SEED))
+        if seed not in seeds:
+            return
+        settings = {**settings, "seed": seed}
+    target = compare_out / "cells" / Cell("dense", 1.0, seed, backbone, settings).name
     if not (target / "cell.json").is_file():
         shutil.copytree(grid_cell, target, dirs_exist_ok=True)
         record = {"model": backbone, "settings": {"show_progress": False, **settings}}
@@ -98,10 +109,12 @@ def main():
     from recbole_compress.budgets import meta_sparsity_budget
     from recbole_compress.compare import backbone_tables, run_comparison
     from recbole_compress.dense_baseline import default_grid, parse_grid, point_name, tune_dense
+    from recbole_compress.seeds import parse_seeds
 
     import yaml
 
     started = time.time()
+    seeds = parse_seeds(args.seeds) or None
     # the preset's keys as settings, not a config file: the comparison's budget planner
     # reads the settings only (meta_buckets and embedding_size shape CERP's tables)
     base = {**yaml.safe_load(Path(PRESET).read_text()), "show_progress": False, **overrides}
@@ -115,9 +128,9 @@ def main():
     tables, _ = backbone_tables(args.backbone, args.dataset, files, regime)
     sparsities = [float(s) for s in args.sparsities.split(",")]
     metas = [meta_sparsity_budget(tables, s, regime) for s in sparsities]
-    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare", args.backbone, regime)
+    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare", args.backbone, regime, seeds)
     comparison = run_comparison(args.dataset, args.backbone, [m.budget for m in metas], ["CERP", "PEP", "QR", "LTH"],
-                                out / "compare", files, regime)
+                                out / "compare", files, regime, seeds=seeds)
     rows = comparison["rows"]
     extra = {}
     same_count = [m for m in args.same_count.split(",") if m]
@@ -147,19 +160,22 @@ def main():
 def render(args, tuning, metas, rows, extra, defaults, regime, seconds) -> str:
     from recbole_compress.dense_baseline import point_name
 
-    best = score(tuning.best_summary)
-    lines = [f"# CERP in the authors' regime: {args.backbone} on {args.dataset}", "",
+    dense = next(r for r in rows if r["method"] == "dense")
+    best = dense[f"test_{METRIC}"]  # the selected grid point (its mean over the seeds with --seeds)
+    seeds = f", {dense['n_seeds']} seeds ({dense['seeds']}): mean ± sd" if "n_seeds" in dense else ""
+    lines = [f"# CERP in the authors' regime: {args.backbone} on {args.dataset}{seeds}", "",
              f"Regime: properties/paper/cerp.yaml, then `{json.dumps(regime)}`; "
              f"best dense from {len(tuning.rows)} grid points ({point_name(tuning.best)}), selected on valid {METRIC}: "
-             f"test {METRIC} {best:.4f}. {seconds / 60:.0f} min.", "",
+             f"test {METRIC} {_ms(dense, f'test_{METRIC}')}. {seconds / 60:.0f} min.", "",
              "| meta sparsity | full-table share | bytes budget | method | test " + METRIC + " | / best dense | valid "
              + METRIC + " | kept values | table bytes | note |", "|" + "---|" * 10]
     for m in metas:
         head = f"| {m.meta_sparsity:g} (b={'/'.join(map(str, m.buckets))}) | {m.full_table_fraction:.3%} | {m.table_bytes:,} ({m.budget:.3%})"
         for r in (r for r in rows if r["method"] != "dense" and abs(r["budget"] - m.budget) < 1e-12):
             t = r.get(f"test_{METRIC}")
-            lines.append(f"{head} | {r['method']} | {_f(t)} | {_f(t / best if t else None, 3)} | {_f(r.get(f'valid_{METRIC}'))} | "
-                         f"{_c(r.get('table_parameters'))} | {_c(r.get('table_bytes'))} | {r.get('note', '')} |")
+            note = "; ".join(x for x in (r.get("best_at_budget"), r.get("note")) if x)
+            lines.append(f"{head} | {r['method']} | {_ms(r, f'test_{METRIC}')} | {_f(t / best if t else None, 3)} | "
+                         f"{_ms(r, f'valid_{METRIC}')} | {_c(r.get('table_parameters'))} | {_c(r.get('table_bytes'))} | {note} |")
         for method in ("PEP", "LTH"):
             s = extra.get((method, m.meta_sparsity))
             if s:
@@ -177,6 +193,12 @@ def render(args, tuning, metas, rows, extra, defaults, regime, seconds) -> str:
 
 def _f(x, digits=4):
     return "" if x is None else f"{x:.{digits}f}"
+
+
+def _ms(row, key):
+    """A row's value, as mean ± sd when it pools seeds."""
+    sd = row.get(f"{key}_sd")
+    return _f(row.get(key)) if sd is None else f"{_f(row.get(key))} ± {_f(sd)}"
 
 
 def _c(x):
