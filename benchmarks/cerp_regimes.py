@@ -114,7 +114,7 @@ def main():
     import yaml
 
     started = time.time()
-    seeds = parse_seeds(args.seeds) or None
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     # the preset's keys as settings, not a config file: the comparison's budget planner
     # reads the settings only (meta_buckets and embedding_size shape CERP's tables)
     base = {**yaml.safe_load(Path(PRESET).read_text()), "show_progress": False, **overrides}
