@@ -39,7 +39,6 @@ from common import benchmark_parser, parse_with_overrides, prepare_run  # noqa: 
 REPO = Path(__file__).resolve().parents[1]
 PRESET = str(REPO / "properties" / "paper" / "cerp.yaml")
 METRIC = "ndcg@20"
-GRID_SEED = 2020  # the grid runs at the config's seed: RecBole's overall.yaml default unless --seed
 
 
 def parse():
@@ -55,24 +54,17 @@ def parse():
     return parse_with_overrides(parser)
 
 
-def seed_dense_cell(grid_cell: Path, compare_out: Path, backbone: str, settings: dict, seeds) -> None:
+def seed_dense_cell(grid_cell: Path, compare_out: Path, dense_cells, grid_seed: int) -> None:
     """The comparison's dense cell is the selected grid point (a dense run reads none of
-    the methods' keys): copy it, recorded under the comparison's settings, instead of
-    training it again. With ``seeds`` it is the cell of the grid's seed, if listed."""
-    from recbole_compress.compare_cells import Cell
+    the methods' keys): copy it, recorded as the comparison will look for it, instead of
+    training it again. With ``--seeds`` it stands in for the cell of the grid's seed only."""
     from recbole_compress.run import atomic_write_json, to_jsonable
 
-    seed = None
-    if seeds:
-        seed = int(settings.get("seed", GRID_SEED))
-        if seed not in seeds:
-            return
-        settings = {**settings, "seed": seed}
-    target = compare_out / "cells" / Cell("dense", 1.0, seed, backbone, settings).name
-    if not (target / "cell.json").is_file():
-        shutil.copytree(grid_cell, target, dirs_exist_ok=True)
-        record = {"model": backbone, "settings": {"show_progress": False, **settings}}
-        atomic_write_json(target / "cell.json", {"record": to_jsonable(record)})
+    for cell in (c for c in dense_cells if c.seed in (None, grid_seed)):
+        target = compare_out / "cells" / cell.name
+        if not (target / "cell.json").is_file():
+            shutil.copytree(grid_cell, target, dirs_exist_ok=True)
+            atomic_write_json(target / "cell.json", {"record": to_jsonable(cell.record)})
 
 
 def magnitude_at_count(tables, kept: int) -> dict:
@@ -107,7 +99,7 @@ def main():
     args, overrides = parse()
     out, data_path = prepare_run(args, f"cerp-regimes-{args.backbone}")
     from recbole_compress.budgets import meta_sparsity_budget
-    from recbole_compress.compare import backbone_tables, run_comparison
+    from recbole_compress.compare import backbone_tables, plan_cells, run_comparison
     from recbole_compress.dense_baseline import default_grid, parse_grid, point_name, tune_dense
     from recbole_compress.seeds import parse_seeds
 
@@ -128,7 +120,10 @@ def main():
     tables, _ = backbone_tables(args.backbone, args.dataset, files, regime)
     sparsities = [float(s) for s in args.sparsities.split(",")]
     metas = [meta_sparsity_budget(tables, s, regime) for s in sparsities]
-    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare", args.backbone, regime, seeds)
+    # the comparison's own dense cells (names and records), as run_comparison plans them
+    dense_cells, _, _ = plan_cells(args.backbone, tables, [], [], {"show_progress": False, **regime}, seeds)
+    seed_dense_cell(out / "dense-grid" / "cells" / point_name(tuning.best), out / "compare", dense_cells,
+                    tuning.best_summary["seed"])
     comparison = run_comparison(args.dataset, args.backbone, [m.budget for m in metas], ["CERP", "PEP", "QR", "LTH"],
                                 out / "compare", files, regime, seeds=seeds)
     rows = comparison["rows"]
