@@ -52,6 +52,24 @@ def best_ms(fn, reps: int) -> float:
     return best * 1000
 
 
+@torch.no_grad()
+def time_scoring(table, dense_w, query, reps: int) -> tuple[dict, float]:
+    """Best-of-``reps`` milliseconds of each scoring path for one query batch, and the
+    largest difference from the dense scores (item 0, the padding row, scores 0)."""
+    reference = query @ dense_w.T
+    reference[:, 0] = 0.0
+    times, diff = {}, 0.0
+    times["dense"] = best_ms(lambda: query @ dense_w.T, reps)
+    times["materialise"] = best_ms(lambda: query @ table.coded_table().T, reps)
+    for path in ("pairs", "bag"):
+        times[path] = best_ms(lambda: table.score_all(query, path), reps)  # timed before path changes
+        diff = max(diff, float((table.score_all(query, path) - reference).abs().max()))
+    times["auto"] = best_ms(lambda: table.score_all(query), reps)
+    diff = max(diff, float((table.score_all(query) - reference).abs().max()))
+    table._table_cache = None
+    return times, diff
+
+
 def main():
     args = parse()
     if args.threads:
@@ -81,18 +99,7 @@ def main():
                 dense_w = table.coded_table().contiguous()  # the dense model's table
             for b in (int(x) for x in args.batches.split(",")):
                 query = torch.randn(b, d, generator=g)
-                with torch.no_grad():
-                    reference = query @ dense_w.T
-                    reference[:, 0] = 0.0
-                    times, diff = {}, 0.0
-                    times["dense"] = best_ms(lambda: query @ dense_w.T, args.reps)
-                    times["materialise"] = best_ms(lambda: query @ table.coded_table().T, args.reps)
-                    for path in ("pairs", "bag"):
-                        times[path] = best_ms(lambda: table.score_all(query, path), args.reps)
-                        diff = max(diff, float((table.score_all(query, path) - reference).abs().max()))
-                    times["auto"] = best_ms(lambda: table.score_all(query), args.reps)
-                    diff = max(diff, float((table.score_all(query) - reference).abs().max()))
-                    table._table_cache = None
+                times, diff = time_scoring(table, dense_w, query, args.reps)
                 auto = choose_scoring_path(b, n, d, m)
                 best_pq = min(times["pairs"], times["bag"])
                 row = (
