@@ -151,8 +151,9 @@ def main():
     # the floor a compressed model has to clear to be worth its bytes: the most popular
     # items (RecBole's Pop), one counting epoch. Batches of one row: RecBole 1.2.1's Pop
     # adds 1 per distinct item per batch (item_cnt[item] += 1), so larger batches cap
-    # the counts of popular items (ml-100k: test NDCG@20 0.150 at 1 row, 0.124 at 2,048,
-    # 0.034 at 10,240); one negative, which Pop ignores, keeps that epoch short.
+    # the counts of popular items (RUCAIBox/RecBole#1844, #2198; ml-100k: test NDCG@20 0.150
+    # at 1 row, 0.124 at 2,048, 0.034 at 10,240); one negative, which Pop ignores, keeps
+    # that epoch short.
     counting = {"epochs": 1, "eval_step": 1, "train_batch_size": 1,
                 "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}
     popular = run_cell("Pop", args.dataset, out / "reference/Pop", {**regime, **counting}, files)
