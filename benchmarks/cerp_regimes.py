@@ -22,7 +22,7 @@ authors' budgets, with a validation-tuned dense baseline, in one resumable run.
    the pace schedule), at the same meta sparsities: the column a user gets without
    the preset.
 5. Always: the most popular items (RecBole's Pop) under the regime's evaluation, the
-   floor a compressed model has to clear.
+   floor a compressed model has to clear, and a random ranking (RecBole's Random).
 
 Everything is resumable (rerun the same command). Prints and writes ``report.md``.
 """
@@ -157,13 +157,15 @@ def main():
     counting = {"epochs": 1, "eval_step": 1, "train_batch_size": 1,
                 "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}
     popular = run_cell("Pop", args.dataset, out / "reference/Pop", {**regime, **counting}, files)
+    # and the level of chance: a random ranking (RecBole's Random)
+    chance = run_cell("Random", args.dataset, out / "reference/Random", {**regime, "epochs": 1, "eval_step": 1}, files)
     shown = {**{k: v for k, v in overrides.items() if k not in grid}, **tuning.best}
-    report = render(args, tuning, metas, rows, extra, defaults, popular, shown, time.time() - started)
+    report = render(args, tuning, metas, rows, extra, defaults, (popular, chance), shown, time.time() - started)
     (out / "report.md").write_text(report)
     print("\n" + report)
 
 
-def render(args, tuning, metas, rows, extra, defaults, popular, regime, seconds) -> str:
+def render(args, tuning, metas, rows, extra, defaults, references, regime, seconds) -> str:
     from recbole_compress.dense_baseline import point_name
 
     dense = next(r for r in rows if r["method"] == "dense")
@@ -193,10 +195,11 @@ def render(args, tuning, metas, rows, extra, defaults, popular, regime, seconds)
             t, dense = score(s), score(defaults["dense"])
             lines.append(f"{head} | CERP, RecBole defaults | {_f(t)} | {_f(t / dense, 3)} of its dense ({dense:.4f}) | "
                          f"{_f(score(s, 'valid'))} | {_c(s.get('nonzero_parameters'))} | {_c(sum((s.get('table_bytes') or {}).values()))} | |")
+    popular, chance = references
     pop = score(popular)
     lines += ["", f"Most popular items (RecBole's Pop, no learned table): test {METRIC} {_f(pop)} "
               f"({_f(pop / best, 3)} of the best dense), valid {_f(score(popular, 'valid'))}: "
-              "a compressed model below it is not worth its bytes.",
+              f"a compressed model below it is not worth its bytes. A random ranking: test {METRIC} {_f(score(chance))}.",
               "", f"Dense grid (selected on validation): see {Path(tuning.out) / 'dense_grid.md'}"]
     return "\n".join(lines) + "\n"
 
