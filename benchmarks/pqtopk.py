@@ -62,7 +62,7 @@ def time_scoring(table, dense_w, query, reps: int) -> tuple[dict, float]:
     times["dense"] = best_ms(lambda: query @ dense_w.T, reps)
     times["materialise"] = best_ms(lambda: query @ table.coded_table().T, reps)
     for path in ("pairs", "bag"):
-        times[path] = best_ms(lambda: table.score_all(query, path), reps)  # timed before path changes
+        times[path] = best_ms(lambda: table.score_all(query, path), reps)  # called in this iteration: this path
         diff = max(diff, float((table.score_all(query, path) - reference).abs().max()))
     times["auto"] = best_ms(lambda: table.score_all(query), reps)
     diff = max(diff, float((table.score_all(query) - reference).abs().max()))
