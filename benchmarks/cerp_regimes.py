@@ -154,11 +154,11 @@ def main():
     # the counts of popular items (RUCAIBox/RecBole#1844, #2198; ml-100k: test NDCG@20 0.150
     # at 1 row, 0.124 at 2,048, 0.034 at 10,240); one negative, which Pop ignores, keeps
     # that epoch short.
-    counting = {"epochs": 1, "eval_step": 1, "train_batch_size": 1,
-                "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}
-    popular = run_cell("Pop", args.dataset, out / "reference/Pop", {**regime, **counting}, files)
+    one_epoch = {**regime, "epochs": 1, "eval_step": 1}
+    counting = {"train_batch_size": 1, "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}
+    popular = run_cell("Pop", args.dataset, out / "reference/Pop", {**one_epoch, **counting}, files)
     # and the level of chance: a random ranking (RecBole's Random)
-    chance = run_cell("Random", args.dataset, out / "reference/Random", {**regime, "epochs": 1, "eval_step": 1}, files)
+    chance = run_cell("Random", args.dataset, out / "reference/Random", one_epoch, files)
     shown = {**{k: v for k, v in overrides.items() if k not in grid}, **tuning.best}
     report = render(args, tuning, metas, rows, extra, defaults, (popular, chance), shown, time.time() - started)
     (out / "report.md").write_text(report)
