@@ -3,7 +3,7 @@ authors' budgets, with a validation-tuned dense baseline, in one resumable run.
 
     uv run python benchmarks/cerp_regimes.py --dataset=ml-100k --backbone=LightGCN \\
         [--sparsities=0.5,0.8,0.95] [--grid="learning_rate=1e-3,5e-3,1e-2;reg_weight=1e-5,1e-4,1e-3"] \\
-        [--seeds=2020,2021,2022] [--same_count] [--defaults] [--out=DIR] [--key=value ...]
+        [--seeds=2020,2021,2022] [--same_count] [--defaults] [--grid_only] [--out=DIR] [--key=value ...]
 
 1. The dense backbone is tuned on a grid (dense_baseline.tune_dense: selected on
    validation, reported on test) under the regime (properties/paper/cerp.yaml plus
@@ -52,6 +52,9 @@ def parse():
     parser.add_argument("--same_count", nargs="?", const="PEP,LTH", default="",
                         help="also these methods (PEP, LTH) at CERP's non-zero count (more bytes)")
     parser.add_argument("--defaults", action="store_true", help="also dense and CERP in RecBole's defaults")
+    parser.add_argument("--grid_only", action="store_true",
+                        help="stop after the dense grid: split a grid across processes (--grid with part of it each), "
+                             "then run the whole command, which reads the finished points back")
     parser.add_argument("--default_settings", default="{}", help="JSON: keys for the defaults column (e.g. epochs)")
     return parse_with_overrides(parser)
 
@@ -118,6 +121,9 @@ def main():
     grid = parse_grid(args.grid) if args.grid else default_grid(args.backbone)
     fixed = {k: v for k, v in base.items() if k not in grid}
     tuning = tune_dense(args.backbone, args.dataset, grid, fixed, out / "dense-grid", files)
+    if args.grid_only:
+        print(f"[grid] {len(tuning.rows)} points finished in {out / 'dense-grid'}; best of them {point_name(tuning.best)}")
+        return
     regime = {**fixed, **tuning.best}
     tables, _ = backbone_tables(args.backbone, args.dataset, files, regime)
     sparsities = [float(s) for s in args.sparsities.split(",")]
