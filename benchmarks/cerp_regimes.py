@@ -24,7 +24,8 @@ authors' budgets, with a validation-tuned dense baseline, in one resumable run.
 5. Always: the most popular items (RecBole's Pop) under the regime's evaluation, the
    floor a compressed model has to clear, and a random ranking (RecBole's Random).
 
-Everything is resumable (rerun the same command). Prints and writes ``report.md``.
+Everything is resumable (rerun the same command); a finished cell is reused only under the
+settings it ran with. Prints and writes ``report.md``.
 """
 
 from __future__ import annotations
@@ -86,14 +87,21 @@ def magnitude_at_count(tables, kept: int) -> dict:
 
 
 def run_cell(model, dataset, out: Path, settings: dict, files) -> dict:
-    """One run, resumed or read back when finished (its summary.json)."""
-    from recbole_compress import run_recbole_compress
+    """One run, read back only when it finished with these settings (compare_cells.run_cell);
+    under changed settings the run stops with an error naming the folder instead of reusing
+    or overwriting it. ``data_path`` is left out of the record, as in the comparison's
+    cells, so a moved dataset folder is not a change."""
+    from recbole_compress.compare_cells import CELL_FILE
+    from recbole_compress.compare_cells import run_cell as run_recorded
+    from recbole_compress.run import atomic_write_json, to_jsonable
 
-    if (out / "summary.json").is_file() and (out / "done").is_file():
-        return json.loads((out / "summary.json").read_text())
-    summary = run_recbole_compress(model, dataset, files, {**settings, "output_dir": str(out)})["summary"]
-    (out / "done").write_text("")
-    return summary
+    record = {"model": model, "settings": {k: v for k, v in settings.items() if k != "data_path"}}
+    marker = out / "done"  # how this script marked a finished cell before it recorded settings
+    if marker.is_file() and (out / "summary.json").is_file() and not (out / CELL_FILE).is_file():
+        # adopted once: the marker was written by this command's own settings
+        atomic_write_json(out / CELL_FILE, {"record": to_jsonable(record), "ran_on": {}})
+    marker.unlink(missing_ok=True)
+    return run_recorded(model, dataset, out, record, files, settings).summary
 
 
 def score(summary, split="test"):
@@ -180,7 +188,7 @@ def render(args, tuning, metas, rows, extra, defaults, references, regime, secon
     lines = [f"# CERP in the authors' regime: {args.backbone} on {args.dataset}{seeds}", "",
              f"Regime: properties/paper/cerp.yaml, then `{json.dumps(regime)}`; "
              f"best dense from {len(tuning.rows)} grid points ({point_name(tuning.best)}), selected on valid {METRIC}: "
-             f"test {METRIC} {_ms(dense, f'test_{METRIC}')}. {seconds / 60:.0f} min.", "",
+             f"test {METRIC} {_ms(dense, f'test_{METRIC}')}. This invocation: {seconds / 60:.0f} min.", "",
              "| meta sparsity | full-table share | bytes budget | method | test " + METRIC + " | / best dense | valid "
              + METRIC + " | kept values | table bytes | note |", "|" + "---|" * 10]
     for m in metas:
