@@ -103,7 +103,7 @@ def best_per_budget(rows: list[dict], key: str, bigger: bool) -> list[dict]:
             out.append({"budget": budget, "best": None, "tied": [], "row": None})
             continue
         top = max(fits, key=lambda r: sign * r[key])
-        if "n_seeds" not in top:  # one seed: no spread to judge a gap by
+        if top.get("n_seeds", 1) < 2:  # one seed (--seeds with one, too): no spread to judge a gap by
             top["best_at_budget"] = "best"
             out.append({"budget": budget, "best": top["method"], "tied": [], "row": top})
             continue

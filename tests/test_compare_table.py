@@ -56,6 +56,10 @@ def test_one_seed_keeps_todays_best_and_a_row_that_does_not_fit_is_never_best():
     assert b["best"] == "LTH"
     (b,) = best_per_budget(rows, KEY, bigger=False)  # a loss: smaller wins
     assert b["best"] == "PEP"
+    # --seeds with a single seed pools rows of one: still no spread, so the same rule, not "tied"
+    single = pool_seeds(seeded("LTH", 0.2, [0.12]) + seeded("QR", 0.2, [0.10]))
+    (b,) = best_per_budget(single, KEY, bigger=True)
+    assert b["best"] == "LTH" and [r.get("best_at_budget") for r in single] == ["best", None]
 
 
 def test_outputs_front_on_means_and_cells_file(tmp_path):
