@@ -78,12 +78,16 @@ def run_cell(model: str, dataset: str, cell_dir: Path, record: dict, config_file
     change the result (data_path, gpu_id) to ``record``'s."""
     from recbole_compress.quick_start import run_recbole_compress
 
-    done = finished(cell_dir, record)
+    # a copy taken before the run: RecBole fills its defaults into nested settings in place
+    # (train_neg_sample_args gains alpha, dynamic, ...), which would record what the next
+    # invocation does not ask for, and that invocation would train the cell again
+    frozen = to_jsonable(record)
+    done = finished(cell_dir, frozen)
     if done is not None:
         return done
     result = run_recbole_compress(model, dataset, config_file_list, {**settings, "output_dir": str(cell_dir)})
     # last: marks the cell finished (and where it ran)
-    atomic_write_json(Path(cell_dir) / CELL_FILE, {"record": to_jsonable(record), "ran_on": ran_on or {}})
+    atomic_write_json(Path(cell_dir) / CELL_FILE, {"record": frozen, "ran_on": ran_on or {}})
     return Outcome(summary=result["summary"], ran_on=ran_on or {})
 
 

@@ -131,12 +131,13 @@ def _finished(cell: Path, record: dict) -> dict | None:
 def _run_point(backbone, dataset, cell: Path, settings: dict, config_file_list) -> dict:
     from recbole_compress.quick_start import run_recbole_compress
 
-    record = {"model": backbone, "settings": settings}
+    # copied before the run, which fills RecBole's defaults into nested settings in place
+    record = to_jsonable({"model": backbone, "settings": settings})
     done = _finished(cell, record)
     if done is not None:
         return done
     result = run_recbole_compress(backbone, dataset, config_file_list, {**settings, "output_dir": str(cell)})
-    atomic_write_json(cell / CELL_FILE, {"record": to_jsonable(record)})  # last: marks the point finished
+    atomic_write_json(cell / CELL_FILE, {"record": record})  # last: marks the point finished
     return result["summary"]
 
 
