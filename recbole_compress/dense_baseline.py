@@ -25,7 +25,6 @@ from pathlib import Path
 from recbole_compress.errors import UserError
 from recbole_compress.run import atomic_write_json, atomic_write_text, to_jsonable, write_csv
 
-CELL_FILE = "cell.json"
 GRID_CSV, GRID_MD, BEST_FILE = "dense_grid.csv", "dense_grid.md", "dense_best.json"
 LEARNING_RATES = (1e-3, 5e-3, 1e-2)
 L2_WEIGHTS = {"reg_weight": (1e-5, 1e-4, 1e-3), "weight_decay": (0.0, 1e-5, 1e-4)}
@@ -121,24 +120,12 @@ class DenseTuning:
         return f"dense tuned on valid {self.metric} over {len(self.rows)} points ({point_name(self.best)})"
 
 
-def _finished(cell: Path, record: dict) -> dict | None:
-    path = cell / CELL_FILE
-    if not path.is_file() or json.loads(path.read_text()).get("record") != to_jsonable(record):
-        return None
-    return json.loads((cell / "summary.json").read_text())
-
-
 def _run_point(backbone, dataset, cell: Path, settings: dict, config_file_list) -> dict:
-    from recbole_compress.quick_start import run_recbole_compress
+    """One grid point, read back when it already ran with these settings: the comparison's
+    cell (compare_cells.run_cell), whose record a grid point shares."""
+    from recbole_compress.compare_cells import run_cell
 
-    # copied before the run, which fills RecBole's defaults into nested settings in place
-    record = to_jsonable({"model": backbone, "settings": settings})
-    done = _finished(cell, record)
-    if done is not None:
-        return done
-    result = run_recbole_compress(backbone, dataset, config_file_list, {**settings, "output_dir": str(cell)})
-    atomic_write_json(cell / CELL_FILE, {"record": record})  # last: marks the point finished
-    return result["summary"]
+    return run_cell(backbone, dataset, cell, {"model": backbone, "settings": settings}, config_file_list, settings).summary
 
 
 def _row(point: dict, summary: dict) -> dict:
