@@ -168,11 +168,26 @@ def claim_folder(out: Path, model: str, dataset: str, settings: dict) -> None:
         except (ValueError, KeyError, TypeError, AttributeError):
             raise UserError(f"{out} holds an unreadable {RUN_CONFIG_FILE}; pass another --output_dir or delete that folder") from None
         if theirs != mine:
-            what = saved["model"] if saved["model"] != model else f"{model} with other settings"
+            what = saved["model"] if saved["model"] != model else (
+                f"{model} with other settings ({settings_difference(saved.get('config', {}), settings)})")
             raise UserError(f"{out} holds a run of {what}; pass another --output_dir or delete that folder")
     elif any(p.name in (SUMMARY_FILE, ARTIFACT_FILE) for p in Path(out).iterdir()):
         raise UserError(f"{out} holds another run's results; pass another --output_dir or delete that folder")
     write_run_config(out, model, dataset, settings)
+
+
+def settings_difference(theirs: dict, mine: dict, shown: int = 3) -> str:
+    """The settings two runs disagree on, as ``key: A there, B here`` (the first ``shown``
+    keys), so a refused folder says which setting to change back."""
+    def values(settings):
+        return {k: json.dumps(v, sort_keys=True) for k, v in to_jsonable(settings).items() if k not in NON_SEMANTIC_KEYS}
+
+    theirs, mine = values(theirs), values(mine)
+    keys = sorted(k for k in theirs.keys() | mine.keys() if theirs.get(k) != mine.get(k))
+    parts = [f"{k}: {theirs.get(k, 'unset')} there, {mine.get(k, 'unset')} here" for k in keys[:shown]]
+    if len(keys) > shown:
+        parts.append(f"{len(keys) - shown} more")
+    return "; ".join(parts)
 
 
 def write_run_config(out, model: str, dataset: str, settings: dict, data_path: str | None = None) -> None:

@@ -84,8 +84,10 @@ def test_a_folder_of_another_model_or_settings_is_refused(tmp_path):
     claim_folder(tmp_path, "BPR_LTH", "ml-100k", {"prune_rate": 0.2, "output_dir": "x"})  # same run: fine
     with pytest.raises(UserError, match="holds a run of BPR_LTH"):
         claim_folder(tmp_path, "BPR", "ml-100k", {"prune_rate": 0.2})
-    with pytest.raises(UserError, match="BPR_LTH with other settings"):
+    with pytest.raises(UserError, match=r"BPR_LTH with other settings \(prune_rate: 0.2 there, 0.3 here\)"):
         claim_folder(tmp_path, "BPR_LTH", "ml-100k", {"prune_rate": 0.3})
+    with pytest.raises(UserError, match=r"\(prune_rate: 0.2 there, unset here; seed: unset there, 7 here\)"):
+        claim_folder(tmp_path, "BPR_LTH", "ml-100k", {"seed": 7, "output_dir": "y"})
     saved = json.loads((tmp_path / RUN_CONFIG_FILE).read_text())
     assert saved["model"] == "BPR_LTH" and saved["config"]["prune_rate"] == 0.2  # the refusals changed nothing
 
