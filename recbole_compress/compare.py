@@ -36,7 +36,9 @@ import sys
 from pathlib import Path
 
 from recbole_compress.budgets import PLANNERS, Table, plan
-from recbole_compress.compare_cells import DENSE, NOT_RUN, Cell, CellContext, Outcome, ReportRunner, SequentialRunner
+from recbole_compress.compare_cells import (
+    DENSE, NOT_RUN, Cell, CellContext, Outcome, ReportRunner, SequentialRunner, canonical,
+)
 from recbole_compress.compare_table import cell_record, cell_row, pool_seeds, reason_row, setting_text, write_outputs
 from recbole_compress.errors import UserError
 from recbole_compress.run import atomic_write_json, to_jsonable
@@ -211,7 +213,7 @@ def _claim(out: Path, identity: dict) -> None:
     comparison run with more seeds later reuses the seeds that finished."""
     path = out / STATE_FILE
     identity = to_jsonable(identity)
-    if path.is_file() and json.loads(path.read_text()) != identity:
+    if path.is_file() and canonical(json.loads(path.read_text())) != canonical(identity):
         raise UserError(
             f"{out} holds a comparison with other settings ({path}); use another --out or delete that folder"
         )

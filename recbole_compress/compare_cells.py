@@ -57,6 +57,31 @@ class Outcome:
     ran_on: dict = field(default_factory=dict)
 
 
+# What RecBole's Config fills into a given train_neg_sample_args (Config._set_default_parameters).
+# It did so in the caller's dict before config.Config copied it, so records written then
+# may hold these keys and newer ones not: both read the same (see canonical).
+TRAIN_NEG_DEFAULTS = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+
+
+def canonical(obj):
+    """``obj`` as plain JSON with RecBole's defaults in every nested ``train_neg_sample_args``:
+    the form in which settings are compared, so a run recorded with or without them is the
+    same run."""
+    obj = to_jsonable(obj)  # a copy
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            negatives = item.get("train_neg_sample_args")
+            if isinstance(negatives, dict):
+                for key, value in TRAIN_NEG_DEFAULTS.items():
+                    negatives.setdefault(key, value)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return obj
+
+
 def finished(cell_dir: Path, record: dict) -> Outcome | None:
     """The outcome of a cell that already ran with exactly ``record``'s settings."""
     path = Path(cell_dir) / CELL_FILE
@@ -64,7 +89,7 @@ def finished(cell_dir: Path, record: dict) -> Outcome | None:
         return None
     try:
         saved = json.loads(path.read_text())
-        if saved.get("record") != to_jsonable(record):
+        if canonical(saved.get("record")) != canonical(record):
             return None
         summary = json.loads((Path(cell_dir) / "summary.json").read_text())
     except (OSError, ValueError, AttributeError):
@@ -78,10 +103,7 @@ def run_cell(model: str, dataset: str, cell_dir: Path, record: dict, config_file
     change the result (data_path, gpu_id) to ``record``'s."""
     from recbole_compress.quick_start import run_recbole_compress
 
-    # a copy taken before the run: RecBole fills its defaults into nested settings in place
-    # (train_neg_sample_args gains alpha, dynamic, ...), which would record what the next
-    # invocation does not ask for, and that invocation would train the cell again
-    frozen = to_jsonable(record)
+    frozen = to_jsonable(record)  # what was asked for, taken before anything runs
     done = finished(cell_dir, frozen)
     if done is not None:
         return done

@@ -15,6 +15,7 @@ arrive parsed (:mod:`recbole_compress.overrides`) instead of being read from ``s
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -50,11 +51,14 @@ class Config(RecBoleConfig):
             values.update(load_yaml(resolve_property_file(file)))
         return values
 
+    # Deep copies: RecBole eval()s string values and reads (and evals) sys.argv here, and
+    # its checks later fill defaults into nested values in place (train_neg_sample_args
+    # gains alpha, dynamic, candidate_num), which must not change the caller's dicts.
     def _load_variable_config_dict(self, config_dict):
-        return dict(config_dict or {})  # RecBole eval()s string values here
+        return copy.deepcopy(dict(config_dict or {}))
 
     def _load_cmd_line(self):
-        return dict(self._overrides)  # RecBole reads (and evals) sys.argv here
+        return copy.deepcopy(self._overrides)
 
     # -- our models and property files ------------------------------------------------
     def _get_model_and_dataset(self, model, dataset):

@@ -99,6 +99,17 @@ def test_other_settings_do_not_mix_into_a_comparison(comparison):
         run_comparison("ml-100k", "LightGCN", [0.1], ["LTH"], comparison["out"], config_dict={**SETTINGS, "seed": 3})
 
 
+def test_a_comparison_recorded_with_recboles_filled_in_defaults_is_the_same_comparison(tmp_path):
+    from recbole_compress.compare import _claim
+    from recbole_compress.compare_cells import TRAIN_NEG_DEFAULTS
+
+    asked = {"settings": {"train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}}}
+    _claim(tmp_path, {"settings": {"train_neg_sample_args": dict(TRAIN_NEG_DEFAULTS)}})  # as written before
+    _claim(tmp_path, asked)  # the same comparison
+    with pytest.raises(UserError, match="other settings"):
+        _claim(tmp_path, {"settings": {"train_neg_sample_args": {"distribution": "uniform", "sample_num": 5}}})
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--dataset=ml-100k", "--backbone=LightGCN", "--budgets=2", f"--out={tmp_path}/x"]) == 2
     assert "outside (0, 1)" in capsys.readouterr().err

@@ -56,3 +56,16 @@ def test_a_dense_grid_point_is_reused_the_same_way(runs, tmp_path):
     for _ in range(2):
         dense_baseline._run_point("BPR", "ml-100k", cell, negatives(), None)
     assert runs == ["BPR"]
+
+
+@pytest.mark.parametrize("saved_filled", [True, False])
+def test_a_record_with_or_without_recboles_defaults_is_the_same_run(runs, tmp_path, saved_filled):
+    """Records written before config.Config copied the caller's settings may hold the
+    defaults RecBole filled in; they still name the same run."""
+    cell = tmp_path / "Pop"
+    cell.mkdir()
+    filled = {"train_neg_sample_args": dict(compare_cells.TRAIN_NEG_DEFAULTS)}  # negatives(), filled in
+    first, second = (filled, negatives()) if saved_filled else (negatives(), filled)
+    for settings in (first, second):
+        outcome = compare_cells.run_cell("Pop", "ml-100k", cell, {"model": "Pop", "settings": settings}, None, settings)
+    assert runs == ["Pop"] and outcome.reused

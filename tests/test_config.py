@@ -73,6 +73,16 @@ def test_config_dict_values_are_data_not_code(tmp_path):
     assert config["wandb_project"] == payload and not marker.exists()
 
 
+def test_the_callers_settings_are_not_changed():
+    settings = {"train_neg_sample_args": {"distribution": "uniform", "sample_num": 5}}
+    overrides = {"train_neg_sample_args": {"distribution": "uniform", "sample_num": 3}}
+    config = build_config("BPR", "ml-100k", config_dict=settings)
+    assert config["train_neg_sample_args"]["candidate_num"] == 0  # RecBole filled its copy
+    assert settings == {"train_neg_sample_args": {"distribution": "uniform", "sample_num": 5}}
+    config = build_config("BPR", "ml-100k", overrides=overrides)
+    assert config["train_neg_sample_args"]["sample_num"] == 3 and "alpha" not in overrides["train_neg_sample_args"]
+
+
 def test_yaml_floats_as_recbole_reads_them(tmp_path):
     file = tmp_path / "f.yaml"
     file.write_text("learning_rate: 1e-3\n")
