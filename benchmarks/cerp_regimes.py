@@ -13,8 +13,9 @@ authors' budgets, with a validation-tuned dense baseline, in one resumable run.
    (budgets.meta_sparsity_budget); ``recbole-compress compare`` then trains CERP, PEP,
    QR and the one-shot magnitude ticket at those bytes, every cell with the selected
    dense learning rate and L2 (the dense cell IS the selected grid point).
-   ``--seeds``: the comparison (not the grid, nor the extras below) runs once per seed
-   and reports mean ± sd; "best" then means ahead of the others by more than the spread.
+   ``--seeds``: the comparison and the same-count cells (not the grid, nor the other
+   extras below) run once per seed and report mean ± sd; "best" then means ahead of the
+   others by more than the spread.
 3. ``--same_count``: PEP at the same meta sparsity (the same non-zeros as CERP, more
    bytes) and the one-shot magnitude ticket keeping the same count -- the authors'
    own axis (parameters).
@@ -86,6 +87,13 @@ def magnitude_at_count(tables, kept: int) -> dict:
             "target_sparsity": None}
 
 
+def seed_variants(seeds, own_seed: int):
+    """(folder suffix, settings) for each of ``seeds`` (else the grid's own seed): the
+    grid's seed keeps the plain folder and settings, so its finished cells are reused."""
+    for seed in seeds or [own_seed]:
+        yield ("", {}) if seed == own_seed else (f"-seed{seed}", {"seed": seed})
+
+
 def run_cell(model, dataset, out: Path, settings: dict, files) -> dict:
     """One run, read back only when it finished with these settings (compare_cells.run_cell);
     under changed settings the run stops with an error naming the folder instead of reusing
@@ -145,13 +153,16 @@ def main():
     rows = comparison["rows"]
     extra = {}
     same_count = [m for m in args.same_count.split(",") if m]
-    for m in metas:
-        if "PEP" in same_count:
-            extra[("PEP", m.meta_sparsity)] = run_cell(f"{args.backbone}_PEP", args.dataset, out / f"same-count/PEP-s{m.meta_sparsity:g}",
-                                                      {**regime, "meta_sparsity": m.meta_sparsity}, files)
-        if "LTH" in same_count:
-            extra[("LTH", m.meta_sparsity)] = run_cell(f"{args.backbone}_LTH", args.dataset, out / f"same-count/LTH-s{m.meta_sparsity:g}",
-                                                      {**regime, **magnitude_at_count(tables, m.kept)}, files)
+    for suffix, seeded in seed_variants(seeds, int(tuning.best_summary["seed"])):
+        for m in metas:
+            if "PEP" in same_count:
+                extra.setdefault(("PEP", m.meta_sparsity), []).append(run_cell(
+                    f"{args.backbone}_PEP", args.dataset, out / f"same-count/PEP-s{m.meta_sparsity:g}{suffix}",
+                    {**regime, "meta_sparsity": m.meta_sparsity, **seeded}, files))
+            if "LTH" in same_count:
+                extra.setdefault(("LTH", m.meta_sparsity), []).append(run_cell(
+                    f"{args.backbone}_LTH", args.dataset, out / f"same-count/LTH-s{m.meta_sparsity:g}{suffix}",
+                    {**regime, **magnitude_at_count(tables, m.kept), **seeded}, files))
     defaults = {}
     if args.defaults:
         default_settings = {"show_progress": False, "metrics": ["Recall", "NDCG"], "topk": [5, 20], "valid_metric": METRIC,
@@ -199,11 +210,12 @@ def render(args, tuning, metas, rows, extra, defaults, references, regime, secon
             lines.append(f"{head} | {r['method']} | {_ms(r, f'test_{METRIC}')} | {_f(t / best if t else None, 3)} | "
                          f"{_ms(r, f'valid_{METRIC}')} | {_c(r.get('table_parameters'))} | {_c(r.get('table_bytes'))} | {note} |")
         for method in ("PEP", "LTH"):
-            s = extra.get((method, m.meta_sparsity))
-            if s:
-                t = score(s)
-                lines.append(f"{head} | {method} (same count, more bytes) | {_f(t)} | {_f(t / best, 3)} | {_f(score(s, 'valid'))} | "
-                             f"{_c(s.get('nonzero_parameters'))} | {_c(sum((s.get('table_bytes') or {}).values()))} | |")
+            runs = extra.get((method, m.meta_sparsity))
+            if runs:
+                s, pooled = runs[0], pool(runs)
+                lines.append(f"{head} | {method} (same count, more bytes) | {_ms(pooled, 'test')} | {_f(pooled['test'] / best, 3)} | "
+                             f"{_ms(pooled, 'valid')} | {_c(s.get('nonzero_parameters'))} | "
+                             f"{_c(sum((s.get('table_bytes') or {}).values()))} | {pooled['note']} |")
         if m.meta_sparsity in defaults:
             s = defaults[m.meta_sparsity]
             t, dense = score(s), score(defaults["dense"])
@@ -216,6 +228,19 @@ def render(args, tuning, metas, rows, extra, defaults, references, regime, secon
               f"a compressed model below it is not worth its bytes. A random ranking: test {METRIC} {_f(score(chance))}.",
               "", f"Dense grid (selected on validation): see {Path(tuning.out) / 'dense_grid.md'}"]
     return "\n".join(lines) + "\n"
+
+
+def pool(runs: list[dict]) -> dict:
+    """Test and valid scores of one method's runs over seeds: the mean (± sd from two runs on)."""
+    import statistics
+
+    row = {"note": f"{len(runs)} seeds" if len(runs) > 1 else ""}
+    for split in ("test", "valid"):
+        values = [score(s, split) for s in runs]
+        row[split] = statistics.fmean(values)
+        if len(values) > 1:
+            row[f"{split}_sd"] = statistics.stdev(values)
+    return row
 
 
 def _f(x, digits=4):
