@@ -16,7 +16,8 @@
    >= dense validation x (1 - ticket_tolerance); test never selects.
 
 Resumable: the grid's points and the ticket's rounds resume after a kill (rerun the
-same command). Prints and writes ``report.md``.
+same command). Prints and writes ``report-<ticket_at>.md`` (the preset's and the tuned
+point's searches share the folder and its dense grid, not the report).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main():
     summary = run_recbole_compress(f"{args.backbone}_LTH", args.dataset, None,
                                    {**settings, **at, "output_dir": str(out / f"tickets-{args.ticket_at}")})["summary"]
     report = render(args, tuning, summary, overrides, time.time() - started)
-    (out / "report.md").write_text(report)
+    (out / f"report-{args.ticket_at}.md").write_text(report)
     print("\n" + report)
 
 
@@ -75,7 +76,7 @@ def render(args, tuning, summary, overrides, seconds) -> str:
     tolerance = lth["ticket_tolerance"]
     lines = [f"# Lottery tickets in the paper's regime: {args.backbone} on {args.dataset}", "",
              f"Regime: properties/paper/lth_media.yaml, then `{overrides}`; tickets at the "
-             f"{'selected grid point' if args.ticket_at == 'tuned' else 'preset'}'s learning rate and L2; {seconds / 60:.0f} min.",
+             f"{'selected grid point' if args.ticket_at == 'tuned' else 'preset'}'s learning rate and L2; this invocation: {seconds / 60:.0f} min.",
              f"Best dense of {len(tuning.rows)} grid points ({point_name(tuning.best)}), selected on validation: "
              f"valid {metric} {best_valid:.4f}, test {best_test:.4f}. The ticket run's own dense round: "
              f"valid {own['valid_score']:.4f}, test {own.get('test_' + metric, float('nan')):.4f}. "
