@@ -79,6 +79,8 @@ class BudgetTrainerMixin:
     """Stage 1 (prune to the budget) and stage 2 (retrain the fixed mask from the
     initial values), each a call of RecBole's ``Trainer.fit``."""
 
+    epoch_resume = False  # resumes at its own stages (its state file), not inside one
+
     _stage = 2  # the optimiser built by Trainer.__init__ runs before our __init__ body
 
     def __init__(self, config, model):

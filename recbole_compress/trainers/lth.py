@@ -146,6 +146,8 @@ def mask_fraction(model) -> tuple[int, int]:
 class LTHTrainerMixin:
     """Round loop of iterative magnitude pruning with rewinding, around ``Trainer.fit``."""
 
+    epoch_resume = False  # resumes at its own rounds (state.pt), not inside one
+
     keep_optimizer = False  # every round starts a fresh optimiser: round checkpoints need weights only
 
     def __init__(self, config, model):
