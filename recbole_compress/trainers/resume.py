@@ -104,7 +104,7 @@ def random_state(train_data) -> dict:
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
                   "gauss": float(gauss)},
         "python": random.getstate(),
-        "loader": train_data.generator.get_state(),
+        "loader": train_data.generator.get_state() if hasattr(train_data, "generator") else None,
     }
 
 
@@ -116,4 +116,5 @@ def set_random_state(state: dict, train_data) -> None:
     np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
                          numpy["gauss"]))
     random.setstate(state["python"])
-    train_data.generator.set_state(state["loader"])
+    if state["loader"] is not None:
+        train_data.generator.set_state(state["loader"])
