@@ -36,6 +36,7 @@ class EpochResumeMixin:
         path = Path(self.config["checkpoint_dir"]) / RESUME_FILE
         fingerprint = config_fingerprint(self.config)
         if path.is_file() and self._resume_epochs(path, fingerprint, train_data):
+            self.eval_collector.data_collect(train_data)  # as RecBole's fit would (popularity metrics)
             return self.best_valid_score, self.best_valid_result  # it had finished training
         last_save = time.monotonic()
 
