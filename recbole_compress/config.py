@@ -51,9 +51,10 @@ class Config(RecBoleConfig):
             values.update(load_yaml(resolve_property_file(file)))
         return values
 
-    # Deep copies: RecBole eval()s string values and reads (and evals) sys.argv here, and
-    # its checks later fill defaults into nested values in place (train_neg_sample_args
-    # gains alpha, dynamic, candidate_num), which must not change the caller's dicts.
+    # RecBole's versions of these two eval() string values and read sys.argv; here values
+    # are taken as given (data, never evaluated), as deep copies: RecBole's checks later
+    # fill defaults into nested values in place (train_neg_sample_args gains alpha,
+    # dynamic, candidate_num), which must not change the caller's dicts.
     def _load_variable_config_dict(self, config_dict):
         return copy.deepcopy(dict(config_dict or {}))
 

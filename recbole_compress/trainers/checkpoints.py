@@ -29,6 +29,35 @@ def checkpoint_config(config) -> dict:
     }
 
 
+def checkpoint_state(trainer, epoch) -> dict:
+    """What a checkpoint holds: the config as data, the epoch, early-stopping state, the
+    weights and (unless the trainer's ``keep_optimizer`` is off) the optimiser. A function
+    of any RecBole trainer: compat.py saves RecBole's own trainers' checkpoints with it too."""
+    other = trainer.model.other_parameter()
+    state = {
+        "config": checkpoint_config(trainer.config),
+        "epoch": int(epoch),
+        "cur_step": int(trainer.cur_step),
+        "best_valid_score": float(trainer.best_valid_score),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": other if other is not None else {},
+    }
+    if getattr(trainer, "keep_optimizer", True):
+        state["optimizer"] = trainer.optimizer.state_dict()
+    return state
+
+
+def restore_state(trainer, checkpoint: dict) -> None:
+    """Load what :func:`checkpoint_state` saved; training continues after its epoch."""
+    trainer.start_epoch = checkpoint["epoch"] + 1
+    trainer.cur_step = checkpoint["cur_step"]
+    trainer.best_valid_score = checkpoint["best_valid_score"]
+    trainer.model.load_state_dict(checkpoint["state_dict"])
+    trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
+    if "optimizer" in checkpoint:
+        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+
+
 class CheckpointMixin:
     """Weights-only checkpoints for RecBole trainers; ``keep_optimizer = False`` saves
     only what a restart needs when every stage starts a fresh optimiser (tickets)."""
@@ -41,18 +70,7 @@ class CheckpointMixin:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        other = self.model.other_parameter()
-        state = {
-            "config": checkpoint_config(self.config),
-            "epoch": int(epoch),
-            "cur_step": int(self.cur_step),
-            "best_valid_score": float(self.best_valid_score),
-            "state_dict": self.model.state_dict(),
-            "other_parameter": other if other is not None else {},
-        }
-        if getattr(self, "keep_optimizer", True):
-            state["optimizer"] = self.optimizer.state_dict()
-        atomic_torch_save(state, saved_model_file)
+        atomic_torch_save(checkpoint_state(self, epoch), saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
@@ -62,13 +80,7 @@ class CheckpointMixin:
     def resume_checkpoint(self, resume_file):
         checkpoint = self._load_own_checkpoint(resume_file)
         self.saved_model_file = str(resume_file)
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        if "optimizer" in checkpoint:
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        restore_state(self, checkpoint)
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from recbole_compress.run import atomic_torch_save, check_fingerprint, config_fingerprint, load_checkpoint
+from recbole_compress.trainers.checkpoints import checkpoint_state, restore_state
 
 RESUME_FILE = "resume.pt"
 
@@ -53,20 +54,14 @@ class EpochResumeMixin:
         return result
 
     def _save_resume(self, path, fingerprint, epoch_idx, train_data) -> None:
-        other = self.model.other_parameter()
         atomic_torch_save(
             {
+                **checkpoint_state(self, epoch_idx),  # weights, optimiser, early stopping, as in a checkpoint
                 "fingerprint": fingerprint,
-                "epoch": int(epoch_idx),
                 # RecBole stops after this validation, or it was the last epoch
                 "finished": self.cur_step > self.stopping_step or epoch_idx + 1 >= self.epochs,
-                "cur_step": int(self.cur_step),
-                "best_valid_score": float(self.best_valid_score),
                 "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
                 "saved_model_file": str(self.saved_model_file),
-                "state_dict": self.model.state_dict(),
-                "other_parameter": other if other is not None else {},
-                "optimizer": self.optimizer.state_dict(),
                 "epoch_times": list(getattr(self, "epoch_times", [])),
                 "valid_curve": list(getattr(self, "valid_curve", [])),
                 "valid_seconds": float(getattr(self, "_valid_seconds", 0.0)),
@@ -81,12 +76,7 @@ class EpochResumeMixin:
 
         state = load_checkpoint(path, folder=self.config["checkpoint_dir"], map_location=self.device)
         check_fingerprint(state["fingerprint"], self.config, path)
-        self.model.load_state_dict(state["state_dict"])
-        self.model.load_other_parameter(state["other_parameter"] or None)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch = state["epoch"] + 1
-        self.cur_step = state["cur_step"]
-        self.best_valid_score = state["best_valid_score"]
+        restore_state(self, state)
         self.best_valid_result = state["best_valid_result"] or None
         self.saved_model_file = state["saved_model_file"]
         self.epoch_times = list(state["epoch_times"])
